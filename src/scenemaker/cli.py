@@ -1,0 +1,198 @@
+"""The ``scenemaker`` command. Heavy imports live inside the subcommands so --help is instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    """An error to print as one line, without a traceback."""
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate synthetic open-set scenes (resumable)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--scenes", type=int, default=10, help="number of scenes (default 10)")
+    p.add_argument("--views", type=int, default=20, help="views per scene (default 20)")
+    p.add_argument(
+        "--objects", default="procedural",
+        help="procedural | pybullet | objaverse | objaverse:DIR | a folder of meshes",
+    )
+    p.add_argument("--split", default="train", choices=["train", "val", "test", "all"],
+                   help="object split to draw from (disjoint by object)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--resolution", type=int, default=256, help="square image size in pixels")
+    p.add_argument("--min-objects", type=int, default=2)
+    p.add_argument("--max-objects", type=int, default=5)
+    p.add_argument("--arena", type=float, default=None,
+                   help="radius (m) that all objects must fit in; default unbounded")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="statistics and a contact sheet of a dataset")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--sheet", type=Path, default=None,
+                   help="contact sheet PNG (default DATASET/contact_sheet.png)")
+    p.add_argument("--tiles", type=int, default=24)
+    p.set_defaults(func=cmd_inspect)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scenemaker", description="SceneMaker: open-set 3D scenes from one image."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    data = sub.add_parser("data", help="synthetic datasets").add_subparsers(dest="data_command")
+    _add_generate(data)
+    _add_inspect(data)
+    demo = sub.add_parser("demo", help="run the main job on the embedded defaults")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    demo.add_argument("--scenes", type=int, default=6)
+    demo.add_argument("--views", type=int, default=8)
+    demo.set_defaults(func=cmd_demo)
+    export = sub.add_parser("export", help="export a scene.json to GLB")
+    export.add_argument("scene_json", type=Path)
+    export.add_argument("--out", type=Path, required=True, help="output .glb")
+    export.add_argument("--camera", type=int, default=0, help="camera index to include")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def cmd_generate(args) -> int:
+    from .synth.cameras import ViewConfig
+    from .synth.generate import GenerateConfig, generate_dataset
+    from .synth.layout import LayoutConfig
+
+    config = GenerateConfig(
+        objects=args.objects,
+        split=args.split,
+        seed=args.seed,
+        layout=LayoutConfig(
+            min_objects=args.min_objects, max_objects=args.max_objects, arena_radius=args.arena
+        ),
+        views=ViewConfig(views=args.views, width=args.resolution, height=args.resolution),
+    )
+    result = generate_dataset(
+        args.out, args.scenes, config, workers=args.workers, progress=not args.quiet
+    )
+    run = result["run"]
+    print(
+        f"{len(result['scenes'])} scenes in {args.out} ({run['scenes_written']} written, "
+        f"{run['scenes_kept']} already there) in {run['seconds']} s"
+        + (f", {run['views_per_second']} views/s" if run["views_per_second"] else "")
+    )
+    if result["skipped_meshes"]:
+        print(f"skipped {len(result['skipped_meshes'])} unreadable or degenerate meshes:")
+        for name, why in sorted(result["skipped_meshes"].items()):
+            print(f"  {name}: {why}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .synth.inspect import contact_sheet, dataset_statistics, load_scene_payloads
+
+    scenes = load_scene_payloads(args.dataset)
+    stats = dataset_statistics(scenes)
+    sheet = contact_sheet(scenes, args.sheet or args.dataset / "contact_sheet.png", args.tiles)
+    _print_stats(stats)
+    print(f"contact sheet: {sheet}")
+    return 0
+
+
+def _print_stats(stats: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{stats['scenes']} scenes, {stats['views']} views[/bold]")
+    table = Table(title="objects per scene")
+    table.add_column("objects")
+    table.add_column("scenes", justify="right")
+    for k, v in stats["objects_per_scene"].items():
+        table.add_row(str(k), str(v))
+    console.print(table)
+    table = Table(title="occlusion (1 - visible / amodal pixels), object-views")
+    table.add_column("bin")
+    table.add_column("count", justify="right")
+    table.add_column("", justify="left")
+    total = max(1, sum(stats["occlusion_histogram"].values()))
+    for k, v in stats["occlusion_histogram"].items():
+        table.add_row(k, str(v), "#" * round(40 * v / total))
+    console.print(table)
+    console.print(
+        f"mean occlusion {stats['mean_occlusion']:.3f}; occluded over half: "
+        f"{100 * stats['share_occluded_over_half']:.1f}%; truncated: "
+        f"{100 * stats['share_truncated']:.1f}%"
+    )
+    cats = ", ".join(f"{k} {v}" for k, v in stats["categories"].items())
+    console.print(f"categories ({len(stats['categories'])}): {cats}")
+
+
+def cmd_demo(args) -> int:
+    from .scene import Scene
+    from .synth.cameras import ViewConfig
+    from .synth.generate import GenerateConfig, generate_dataset
+    from .synth.inspect import contact_sheet, dataset_statistics, load_scene_payloads
+
+    data = args.out / "data"
+    config = GenerateConfig(objects="procedural", split="test", views=ViewConfig(views=args.views))
+    generate_dataset(data, args.scenes, config, workers=1)
+    scenes = load_scene_payloads(data)
+    _print_stats(dataset_statistics(scenes))
+    sheet = contact_sheet(scenes, args.out / "contact_sheet.png")
+    scene = Scene.load_json(data / "scene_000000" / "scene.json")
+    glb = args.out / "scene_000000.glb"
+    scene.export_glb(glb)
+    print(f"contact sheet: {sheet}\nscene GLB: {glb}\ndataset: {data}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .scene import Scene
+
+    scene = Scene.load_json(args.scene_json)
+    if scene.cameras and not 0 <= args.camera < len(scene.cameras):
+        raise CliError(f"--camera {args.camera}: the scene has {len(scene.cameras)} cameras")
+    scene.export_glb(args.out, camera_index=args.camera if scene.cameras else None)
+    print(f"wrote {args.out} ({len(scene.objects)} objects)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    from .synth.generate import GenerationError
+    from .synth.layout import LayoutError
+
+    if os.environ.get("SCENEMAKER_DEBUG"):
+        return args.func(args)  # full tracebacks for developers
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted; finished scenes are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    except (CliError, GenerationError, LayoutError, FileNotFoundError, NotADirectoryError,
+            ValueError, ImportError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,269 @@
+"""The data that flows between stages: Camera, Pose, ObjectInstance, Scene.
+
+Conventions (ARCHITECTURE.md):
+
+* Camera frame: OpenCV (x right, y down, z forward), metres; intrinsics K in pixels.
+* ``Camera.world_to_camera`` is a 4x4 rigid transform from world to that OpenCV camera frame.
+* World frame of synthetic scenes: y up, ground plane y = 0.
+* A canonical mesh is centred on its box centre, its longest box side spans [-1, 1], +y up, +z
+  front. A pose (R, t, s) places it: p = R (s/2 * p_canonical) + t, so s is the longest side
+  of the object's own (object-aligned) box once placed. Files store R, t and s explicitly and
+  ``matrix`` = [[s/2 R, t], [0 0 0 1]].
+* glTF export converts to glTF's conventions (y up, camera looking down -z).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .geometry.transforms import pose_matrix
+from .io_utils import atomic_write_bytes, atomic_write_json, read_json
+
+SCENE_SCHEMA = "scenemaker.scene/1"
+
+# OpenCV camera axes -> OpenGL / glTF camera axes (flip y and z).
+CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def _as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
+@dataclass
+class Camera:
+    """A pinhole camera: intrinsics ``K`` (3x3, pixels), ``world_to_camera`` (4x4, OpenCV axes)."""
+
+    K: np.ndarray
+    world_to_camera: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self):
+        self.K = _as_array(self.K, (3, 3), "K")
+        self.world_to_camera = _as_array(self.world_to_camera, (4, 4), "world_to_camera")
+        if int(self.width) <= 0 or int(self.height) <= 0:
+            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+        self.width, self.height = int(self.width), int(self.height)
+
+    @property
+    def camera_to_world(self) -> np.ndarray:
+        return np.linalg.inv(self.world_to_camera)
+
+    @property
+    def position(self) -> np.ndarray:
+        return self.camera_to_world[:3, 3]
+
+    @property
+    def yfov(self) -> float:
+        """Vertical field of view in radians."""
+        return float(2.0 * np.arctan(self.height / (2.0 * self.K[1, 1])))
+
+    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) world points -> (pixel coordinates (N, 2), depth z (N,)) in this camera."""
+        pts = np.asarray(points_world, dtype=np.float64)
+        cam = pts @ self.world_to_camera[:3, :3].T + self.world_to_camera[:3, 3]
+        z = cam[:, 2]
+        uv = cam[:, :2] / np.where(np.abs(z) < 1e-12, 1e-12, z)[:, None]
+        uv = uv @ self.K[:2, :2].T + self.K[:2, 2]
+        return uv, z
+
+    def to_dict(self) -> dict:
+        return {
+            "K": self.K,
+            "world_to_camera": self.world_to_camera,
+            "width": self.width,
+            "height": self.height,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Camera:
+        return cls(d["K"], d["world_to_camera"], d["width"], d["height"])
+
+    @classmethod
+    def from_fov(cls, yfov: float, width: int, height: int, world_to_camera) -> Camera:
+        """Camera with square pixels and the principal point at the image centre."""
+        f = height / (2.0 * np.tan(yfov / 2.0))
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0  # pixel centres at integer coordinates
+        K = np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
+        return cls(K, world_to_camera, width, height)
+
+
+@dataclass
+class Pose:
+    """Placement of a canonical mesh: p = R (s/2 * p_canonical) + t (metres)."""
+
+    R: np.ndarray
+    t: np.ndarray
+    s: float
+
+    def __post_init__(self):
+        self.R = _as_array(self.R, (3, 3), "R")
+        self.t = _as_array(self.t, (3,), "t")
+        self.s = float(self.s)
+        if not np.isfinite(self.s) or self.s <= 0:
+            raise ValueError(f"size s must be a positive number, got {self.s}")
+        if not np.allclose(self.R @ self.R.T, np.eye(3), atol=1e-5) or np.linalg.det(self.R) < 0:
+            raise ValueError("R must be a proper rotation matrix (orthonormal, det +1)")
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return pose_matrix(self.R, self.t, self.s)
+
+    def apply(self, canonical_points: np.ndarray) -> np.ndarray:
+        return (self.s / 2.0) * np.asarray(canonical_points) @ self.R.T + self.t
+
+    def to_dict(self) -> dict:
+        return {"R": self.R, "t": self.t, "s": self.s, "matrix": self.matrix}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Pose:
+        return cls(d["R"], d["t"], d["s"])
+
+
+@dataclass
+class ObjectInstance:
+    """One object of a scene: its canonical mesh, label and pose (in the scene's world frame)."""
+
+    mesh: object | None
+    """Canonical ``trimesh.Trimesh`` (None when only referenced by ``mesh_file``)."""
+    label: str
+    pose: Pose
+    instance_id: int = 2
+    """Id in instance images: 0 background, 1 floor, 2+ objects."""
+    object_id: str = ""
+    source: str = ""
+    licence: str = ""
+    mesh_file: str | None = None
+    """Path of the canonical mesh, relative to the scene folder, when stored on disk."""
+    color: tuple[float, float, float] | None = None
+
+    def posed_mesh(self):
+        if self.mesh is None:
+            raise ValueError(f"object {self.instance_id} ({self.label}) has no mesh loaded")
+        mesh = self.mesh.copy()
+        mesh.apply_transform(self.pose.matrix)
+        return mesh
+
+    def to_dict(self) -> dict:
+        d = {
+            "instance_id": self.instance_id,
+            "label": self.label,
+            "object_id": self.object_id,
+            "source": self.source,
+            "licence": self.licence,
+            "pose": self.pose.to_dict(),
+            "mesh_file": self.mesh_file,
+        }
+        if self.color is not None:
+            d["color"] = list(self.color)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, mesh=None) -> ObjectInstance:
+        return cls(
+            mesh=mesh,
+            label=d["label"],
+            pose=Pose.from_dict(d["pose"]),
+            instance_id=int(d["instance_id"]),
+            object_id=d.get("object_id", ""),
+            source=d.get("source", ""),
+            licence=d.get("licence", ""),
+            mesh_file=d.get("mesh_file"),
+            color=tuple(d["color"]) if d.get("color") is not None else None,
+        )
+
+
+@dataclass
+class Scene:
+    """Objects in a world frame, the cameras that saw them, and free-form metadata."""
+
+    objects: list[ObjectInstance]
+    cameras: list[Camera] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCENE_SCHEMA,
+            "metadata": self.metadata,
+            "objects": [o.to_dict() for o in self.objects],
+            "cameras": [c.to_dict() for c in self.cameras],
+        }
+
+    def save_json(self, path: str | Path) -> None:
+        """Write ``scene.json`` atomically (meshes are referenced by ``mesh_file``, not embedded)."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load_json(cls, path: str | Path, load_meshes: bool = True) -> Scene:
+        """Read a ``scene.json``; meshes are loaded from ``mesh_file`` paths relative to it."""
+        import trimesh
+
+        path = Path(path)
+        payload = read_json(path, SCENE_SCHEMA)
+        objects = []
+        for d in payload["objects"]:
+            mesh = None
+            if load_meshes and d.get("mesh_file"):
+                mesh_path = path.parent / d["mesh_file"]
+                if not mesh_path.is_file():
+                    raise FileNotFoundError(f"{mesh_path}: mesh referenced by {path} not found")
+                mesh = trimesh.load(mesh_path, force="mesh", process=False)
+            objects.append(ObjectInstance.from_dict(d, mesh))
+        cameras = [Camera.from_dict(c) for c in payload.get("cameras", [])]
+        return cls(objects, cameras, payload.get("metadata", {}))
+
+    def to_trimesh_scene(self):
+        """A ``trimesh.Scene`` with one named node per object (world frame, y up)."""
+        import trimesh
+
+        scene = trimesh.Scene()
+        for obj in self.objects:
+            if obj.mesh is None:
+                raise ValueError(f"object {obj.instance_id} ({obj.label}) has no mesh to export")
+            mesh = obj.mesh.copy()
+            if obj.color is not None:
+                rgba = np.append(np.clip(np.asarray(obj.color), 0, 1) * 255, 255).astype(np.uint8)
+                mesh.visual = trimesh.visual.ColorVisuals(mesh, face_colors=rgba)
+            name = f"object_{obj.instance_id:02d}_{obj.label.replace(' ', '_')}"
+            scene.add_geometry(mesh, node_name=name, geom_name=name, transform=obj.pose.matrix)
+        return scene
+
+    def export_glb(self, path: str | Path, camera_index: int | None = 0) -> None:
+        """Export one GLB: a node per object and, if the scene has cameras, one glTF camera node.
+
+        glTF cameras look down their local -z with +y up, so the node's matrix is the OpenCV
+        camera-to-world times diag(1, -1, -1, 1).
+        """
+        import pygltflib
+
+        glb = self.to_trimesh_scene().export(file_type="glb")
+        if camera_index is not None and self.cameras:
+            cam = self.cameras[camera_index]
+            gltf = pygltflib.GLTF2.load_from_bytes(glb)
+            gltf.cameras.append(
+                pygltflib.Camera(
+                    type="perspective",
+                    name="camera",
+                    perspective=pygltflib.Perspective(
+                        yfov=cam.yfov, aspectRatio=cam.width / cam.height, znear=0.01
+                    ),
+                )
+            )
+            c2w = cam.camera_to_world @ CV_TO_GL
+            node = pygltflib.Node(
+                name="camera",
+                camera=len(gltf.cameras) - 1,
+                matrix=[float(v) for v in c2w.T.reshape(-1)],  # glTF is column-major
+            )
+            gltf.nodes.append(node)
+            gltf.scenes[gltf.scene or 0].nodes.append(len(gltf.nodes) - 1)
+            glb = b"".join(gltf.save_to_bytes())
+        atomic_write_bytes(path, glb)

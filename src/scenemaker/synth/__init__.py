@@ -1,0 +1,1 @@
+"""Synthetic open-set scenes: object sources, layouts, rendering, dataset writing."""

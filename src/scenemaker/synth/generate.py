@@ -351,9 +351,10 @@ def summarize_scene(payload: dict) -> dict:
 _WORKER: _Worker | None = None
 
 
-def _init_worker(config_dict: dict, out: str) -> None:
+def _init_worker(config_dict: dict, out: str, quiet: bool = False) -> None:
     global _WORKER
-    warnings.simplefilter("ignore")  # the parent reports skipped meshes once, in the summary
+    if quiet:  # worker processes: the parent reports skipped meshes once, in its summary
+        warnings.simplefilter("ignore")
     _WORKER = _Worker(GenerateConfig.from_dict(config_dict), Path(out))
 
 
@@ -449,10 +450,12 @@ def generate_dataset(
                 written += 1
                 bar.update(1)
         else:
-            ctx = get_context("fork" if os.name == "posix" else "spawn")
+            # not fork: a parent that rendered holds an EGL context (and llvmpipe threads) that a
+            # forked child cannot use
+            ctx = get_context("spawn")
             with ProcessPoolExecutor(
                 workers, mp_context=ctx, initializer=_init_worker,
-                initargs=(config.to_dict(), str(out)),
+                initargs=(config.to_dict(), str(out), True),
             ) as executor:
                 futures = [executor.submit(_run_scene, i) for i in todo]
                 try:

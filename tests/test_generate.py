@@ -67,8 +67,21 @@ def test_resume_redoes_only_missing_scenes(reference, tmp_path):
 def test_killed_run_leaves_no_partial_scene_and_resumes(reference, tmp_path):
     out = tmp_path / "data"
     cmd = [
-        sys.executable, "-m", "scenemaker.cli", "data", "generate", "--out", str(out),
-        "--scenes", "12", "--views", "3", "--resolution", "64", "--objects", "pybullet",
+        sys.executable,
+        "-m",
+        "scenemaker.cli",
+        "data",
+        "generate",
+        "--out",
+        str(out),
+        "--scenes",
+        "12",
+        "--views",
+        "3",
+        "--resolution",
+        "64",
+        "--objects",
+        "pybullet",
         "--quiet",
     ]
     # the CLI uses the default min_visible_pixels / surface samples: compare against itself
@@ -148,13 +161,18 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(GenerationError, match="output path is a file"):
         generate_dataset(a_file, 1, _config(), progress=False)
     with pytest.raises(FileNotFoundError, match="nor an existing folder"):
-        generate_dataset(tmp_path / "o1", 1, _config(objects=str(tmp_path / "nope")), progress=False)
+        generate_dataset(
+            tmp_path / "o1", 1, _config(objects=str(tmp_path / "nope")), progress=False
+        )
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no mesh files"):
-        generate_dataset(tmp_path / "o2", 1, _config(objects=str(tmp_path / "empty")), progress=False)
+        generate_dataset(
+            tmp_path / "o2", 1, _config(objects=str(tmp_path / "empty")), progress=False
+        )
     with pytest.raises(LayoutError, match="cannot fit"):
         generate_dataset(
-            tmp_path / "o3", 1,
+            tmp_path / "o3",
+            1,
             _config(layout=LayoutConfig(min_objects=5, max_objects=5, arena_radius=0.2)),
             progress=False,
         )
@@ -179,8 +197,11 @@ def test_folder_source_skips_broken_meshes(tmp_path):
     out = tmp_path / "data"
     with pytest.warns(UserWarning, match="skipping mesh"):
         result = generate_dataset(
-            out, 4, _config(objects=str(meshes), split="all",
-                            layout=LayoutConfig(min_objects=2, max_objects=3)),
+            out,
+            4,
+            _config(
+                objects=str(meshes), split="all", layout=LayoutConfig(min_objects=2, max_objects=3)
+            ),
             progress=False,
         )
     skipped = result["skipped_meshes"]
@@ -202,9 +223,20 @@ def test_import_is_light():
 
 def test_cli_errors_are_one_line(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "scenemaker.cli", "data", "generate", "--out", str(tmp_path / "o"),
-         "--objects", str(tmp_path / "missing")],
-        capture_output=True, text=True, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "scenemaker.cli",
+            "data",
+            "generate",
+            "--out",
+            str(tmp_path / "o"),
+            "--objects",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
     )
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "missing" in res.stderr

@@ -18,7 +18,9 @@ def _inside(points, rect):
 
 
 def test_separating_axis_matches_sampling_reference(rng):
-    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 121), np.linspace(-3, 3, 121)), -1).reshape(-1, 2)
+    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 121), np.linspace(-3, 3, 121)), -1).reshape(
+        -1, 2
+    )
     disagreements = 0
     for _ in range(60):
         a = rectangle_corners(rng.uniform(-1, 1, 2), rng.uniform(0.2, 1.0, 2), rng.uniform(0, 6.3))

@@ -51,7 +51,9 @@ def test_rot6d_round_trip_and_gram_schmidt(rng):
     np.testing.assert_allclose(rot6d_to_matrix(matrix_to_rot6d(R)), R, atol=1e-12)
     noisy = matrix_to_rot6d(R) + 0.05 * rng.normal(size=(16, 6))
     out = rot6d_to_matrix(noisy)
-    np.testing.assert_allclose(out @ np.swapaxes(out, -1, -2), np.broadcast_to(np.eye(3), out.shape), atol=1e-12)
+    np.testing.assert_allclose(
+        out @ np.swapaxes(out, -1, -2), np.broadcast_to(np.eye(3), out.shape), atol=1e-12
+    )
     np.testing.assert_allclose(np.linalg.det(out), 1.0)
     assert geodesic_angle(yaw_matrix(0.0), yaw_matrix(0.7)) == pytest.approx(0.7)
 
@@ -111,9 +113,7 @@ def test_export_glb_has_named_nodes_and_camera(tmp_path):
     for obj in scene.objects:
         assert f"object_{obj.instance_id:02d}_{obj.label.replace(' ', '_')}" in names
     cam_nodes = [n for n in gltf.nodes if n.camera is not None]
-    assert len(cam_nodes) == 1 and gltf.cameras[0].perspective.yfov == pytest.approx(
-        np.radians(50)
-    )
+    assert len(cam_nodes) == 1 and gltf.cameras[0].perspective.yfov == pytest.approx(np.radians(50))
     # the glTF camera looks down its -z: the scene target must be in front of it
     c2w = np.array(cam_nodes[0].matrix).reshape(4, 4).T
     to_target = np.array([0, 0.3, 0]) - c2w[:3, 3]

@@ -18,18 +18,27 @@ def _add_generate(sub) -> None:
     p.add_argument("--scenes", type=int, default=10, help="number of scenes (default 10)")
     p.add_argument("--views", type=int, default=20, help="views per scene (default 20)")
     p.add_argument(
-        "--objects", default="procedural",
+        "--objects",
+        default="procedural",
         help="procedural | pybullet | objaverse | objaverse:DIR | a folder of meshes",
     )
-    p.add_argument("--split", default="train", choices=["train", "val", "test", "all"],
-                   help="object split to draw from (disjoint by object)")
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "val", "test", "all"],
+        help="object split to draw from (disjoint by object)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--resolution", type=int, default=256, help="square image size in pixels")
     p.add_argument("--min-objects", type=int, default=2)
     p.add_argument("--max-objects", type=int, default=5)
-    p.add_argument("--arena", type=float, default=None,
-                   help="radius (m) that all objects must fit in; default unbounded")
+    p.add_argument(
+        "--arena",
+        type=float,
+        default=None,
+        help="radius (m) that all objects must fit in; default unbounded",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -37,8 +46,12 @@ def _add_generate(sub) -> None:
 def _add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="statistics and a contact sheet of a dataset")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--sheet", type=Path, default=None,
-                   help="contact sheet PNG (default DATASET/contact_sheet.png)")
+    p.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        help="contact sheet PNG (default DATASET/contact_sheet.png)",
+    )
     p.add_argument("--tiles", type=int, default=24)
     p.set_defaults(func=cmd_inspect)
 
@@ -127,8 +140,9 @@ def _print_stats(stats: dict) -> None:
         table.add_row(k, str(v), "#" * round(40 * v / total))
     console.print(table)
     console.print(
-        f"mean occlusion {stats['mean_occlusion']:.3f}; occluded over half: "
-        f"{100 * stats['share_occluded_over_half']:.1f}%; truncated: "
+        f"mean occlusion {stats['mean_occlusion']:.3f}; object-views occluded over half: "
+        f"{100 * stats['share_occluded_over_half']:.1f}%; views with an object occluded over "
+        f"half: {100 * stats['share_views_with_object_occluded_over_half']:.1f}%; truncated: "
         f"{100 * stats['share_truncated']:.1f}%"
     )
     cats = ", ".join(f"{k} {v}" for k, v in stats["categories"].items())
@@ -184,15 +198,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted; finished scenes are kept, rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted; finished scenes are kept, rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
-    except (CliError, GenerationError, LayoutError, FileNotFoundError, NotADirectoryError,
-            ValueError, ImportError, RuntimeError) as exc:
+    except (
+        CliError,
+        GenerationError,
+        LayoutError,
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+        ImportError,
+        RuntimeError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

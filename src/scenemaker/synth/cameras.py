@@ -17,13 +17,16 @@ class ViewConfig:
     height: int = 256
     fov_deg: tuple[float, float] = (40.0, 70.0)
     """Vertical field of view range, degrees."""
-    elevation_deg: tuple[float, float] = (5.0, 60.0)
+    elevation_deg: tuple[float, float] = (5.0, 50.0)
     """Camera elevation above the floor seen from the scene centre, degrees. Low elevations
     are drawn more often (they give the strongest occlusion)."""
-    distance_factor: tuple[float, float] = (0.75, 1.5)
+    distance_factor: tuple[float, float] = (0.65, 1.3)
     """Distance as a multiple of the one that just fits the scene's bounding sphere."""
     min_visible_pixels: int = 20
     """A view is kept only if every object shows at least this many pixels."""
+    occlusion_seeking: float = 0.5
+    """Share of candidate views aimed along the line through two objects (one hides the
+    other); the rest have a uniform azimuth."""
     max_candidates_per_view: int = 15
     """Candidates tried per kept view before the scene is re-drawn."""
 
@@ -55,17 +58,33 @@ def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarr
 
 
 def sample_camera(
-    center: np.ndarray, radius: float, rng: np.random.Generator, config: ViewConfig
+    center: np.ndarray,
+    radius: float,
+    rng: np.random.Generator,
+    config: ViewConfig,
+    towards_xz: np.ndarray | None = None,
 ) -> Camera:
-    """One random camera looking at a scene with bounding sphere (center, radius)."""
+    """One random camera looking at a scene with bounding sphere (center, radius).
+
+    ``towards_xz``: if given, a horizontal direction (x, z) from the scene towards the camera
+    (jittered by ~15 degrees), e.g. from one object through another so the second hides the
+    first; otherwise the azimuth is uniform.
+    """
     fov = np.radians(rng.uniform(*config.fov_deg))
     lo, hi = config.elevation_deg
-    elevation = np.radians(lo + (hi - lo) * rng.uniform() ** 1.5)
-    azimuth = rng.uniform(0.0, 2.0 * np.pi)
+    elevation = np.radians(lo + (hi - lo) * rng.uniform() ** 2)
+    if towards_xz is not None:
+        azimuth = np.arctan2(towards_xz[0], towards_xz[1]) + rng.normal(0.0, np.radians(15))
+    else:
+        azimuth = rng.uniform(0.0, 2.0 * np.pi)
     half_fov = 0.5 * fov * min(1.0, config.width / config.height)
     distance = radius / np.sin(half_fov) * rng.uniform(*config.distance_factor)
     direction = np.array(
-        [np.cos(elevation) * np.sin(azimuth), np.sin(elevation), np.cos(elevation) * np.cos(azimuth)]
+        [
+            np.cos(elevation) * np.sin(azimuth),
+            np.sin(elevation),
+            np.cos(elevation) * np.cos(azimuth),
+        ]
     )
     target = np.asarray(center, float) + rng.normal(0.0, 0.1 * radius, 3) * np.array([1, 0.3, 1])
     eye = target + distance * direction

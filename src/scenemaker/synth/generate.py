@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_write_bytes, atomic_write_json, read_json
-from ..scene import Camera, ObjectInstance, Scene
+from ..scene import ObjectInstance, Scene
 from .cameras import ViewConfig, sample_camera
 from .images import depth_to_uint16, encode_png
-from .layout import LayoutConfig, LayoutError, sample_layout
+from .layout import LayoutConfig, sample_layout
 from .sources import SPLITS, MeshError, ObjectAsset, ObjectSource, get_source
 
 GENERATE_SCHEMA = "scenemaker.generate/1"
@@ -58,7 +58,7 @@ class GenerateConfig:
     """Canonical surface samples (with normals) stored per object (the paper: 20,480)."""
     max_partial_points: int = 2048
     """Observed points stored per object and view (a random subset of its visible pixels)."""
-    max_size_ratio: float = 4.0
+    max_size_ratio: float = 3.0
     """Objects of one scene differ in plausible size by at most this factor."""
 
     def to_dict(self) -> dict:
@@ -211,8 +211,9 @@ class _Worker:
         light = (rng.uniform(-1, 1), rng.uniform(0.6, 1.5), rng.uniform(-1, 1))
         floor = tuple(rng.uniform(0.35, 0.85) * rng.uniform(0.85, 1.0, 3))
         background = tuple(rng.uniform(0.6, 0.95, 3))
-        self.renderer.set_scene(render_objects, floor_color=floor, light_dir=light,
-                                background=background)
+        self.renderer.set_scene(
+            render_objects, floor_color=floor, light_dir=light, background=background
+        )
         allv = np.concatenate(world_vertices)
         center = (allv.min(0) + allv.max(0)) / 2.0
         radius = float(np.linalg.norm(allv - center, axis=1).max())
@@ -222,7 +223,13 @@ class _Worker:
         for _ in range(budget):
             if len(views) == cfg.views.views:
                 break
-            camera = sample_camera(center, radius, rng, cfg.views)
+            towards = None
+            if len(poses) > 1 and rng.uniform() < cfg.views.occlusion_seeking:
+                # the occluder is the taller of two objects: it can hide the other
+                a, b = rng.choice(len(poses), 2, replace=False)
+                occluder, hidden = (a, b) if poses[a].t[1] >= poses[b].t[1] else (b, a)
+                towards = (poses[occluder].t - poses[hidden].t)[[0, 2]]
+            camera = sample_camera(center, radius, rng, cfg.views, towards)
             view = self.renderer.render(camera)
             if (view.visible_pixels < cfg.views.min_visible_pixels).any():
                 continue
@@ -305,7 +312,9 @@ class _Worker:
 def _random_color(rng: np.random.Generator) -> np.ndarray:
     import colorsys
 
-    return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.3, 0.9), rng.uniform(0.4, 0.95)))
+    return np.array(
+        colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.3, 0.9), rng.uniform(0.4, 0.95))
+    )
 
 
 def _observed_points(depth, K, mask, max_points, rng) -> np.ndarray:
@@ -438,8 +447,9 @@ def generate_dataset(
     todo = [i for i in range(scenes) if i not in done]
     skipped: dict[str, str] = {}
     start = time.perf_counter()
-    bar = tqdm(total=scenes, initial=scenes - len(todo), desc="scenes", unit="scene",
-               disable=not progress)
+    bar = tqdm(
+        total=scenes, initial=scenes - len(todo), desc="scenes", unit="scene", disable=not progress
+    )
     written = 0
     try:
         if workers == 1 or len(todo) <= 1:
@@ -454,7 +464,9 @@ def generate_dataset(
             # forked child cannot use
             ctx = get_context("spawn")
             with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker,
+                workers,
+                mp_context=ctx,
+                initializer=_init_worker,
                 initargs=(config.to_dict(), str(out), True),
             ) as executor:
                 futures = [executor.submit(_run_scene, i) for i in todo]
@@ -490,7 +502,7 @@ def write_manifest(out: Path, config: GenerateConfig, skipped: dict[str, str]) -
         except ValueError:
             previous_skipped = {}
     scenes, objects = [], {}
-    for index, path in sorted(_existing_scenes(out).items()):
+    for _index, path in sorted(_existing_scenes(out).items()):
         payload = read_json(path / "scene.json")
         scenes.append(summarize_scene(payload))
         for o in payload["objects"]:

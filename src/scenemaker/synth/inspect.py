@@ -36,6 +36,11 @@ def dataset_statistics(scenes: list[tuple[Path, dict]]) -> dict:
     truncation = np.array(
         [o["truncation"] for _, p in scenes for v in p["views"] for o in v["objects"]]
     )
+    strong_views = [
+        max((o["occlusion"] for o in v["objects"]), default=0.0) > 0.5
+        for _, p in scenes
+        for v in p["views"]
+    ]
     hist, _ = np.histogram(occlusion, bins=OCCLUSION_BINS)
     return {
         "scenes": len(scenes),
@@ -49,6 +54,9 @@ def dataset_statistics(scenes: list[tuple[Path, dict]]) -> dict:
         },
         "mean_occlusion": float(occlusion.mean()) if occlusion.size else 0.0,
         "share_occluded_over_half": float((occlusion > 0.5).mean()) if occlusion.size else 0.0,
+        "share_views_with_object_occluded_over_half": float(np.mean(strong_views))
+        if strong_views
+        else 0.0,
         "share_truncated": float((truncation > 0.01).mean()) if truncation.size else 0.0,
     }
 

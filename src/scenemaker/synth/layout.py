@@ -32,8 +32,9 @@ class LayoutConfig:
     """Every footprint must lie within this radius (metres) of the origin; None: unbounded."""
     clearance: float = 0.02
     """Minimum gap between two footprints, metres."""
-    spread: float = 0.6
-    """Extra distance between neighbours, as a fraction of the newcomer's footprint radius."""
+    spread: float = 0.5
+    """Largest extra gap between neighbours, as a fraction of the newcomer's footprint radius
+    (0: objects placed as close as the clearance allows)."""
     max_tries: int = 300
     """Placement attempts per object before the layout is declared impossible."""
 
@@ -80,9 +81,7 @@ def sample_layout(
     if n != len(sizes):
         raise ValueError(f"got {n} extents but {len(sizes)} sizes")
     if config.arena_radius is not None:
-        area = sum(
-            (s / 2.0 * e[0]) * (s / 2.0 * e[2]) for e, s in zip(extents, sizes, strict=True)
-        )
+        area = sum((s / 2.0 * e[0]) * (s / 2.0 * e[2]) for e, s in zip(extents, sizes, strict=True))
         if area > 0.6 * np.pi * config.arena_radius**2:
             raise LayoutError(
                 f"{n} objects with {area:.2f} m^2 of footprint cannot fit in an arena of radius "
@@ -98,20 +97,30 @@ def sample_layout(
             if k == 0:
                 center = np.zeros(2)
             else:
+                # slide the newcomer along a random direction until it just clears a random
+                # placed object, then add a random gap: compact scenes, hence occlusion
                 anchor = int(rng.integers(k))
                 angle = rng.uniform(0.0, 2.0 * np.pi)
-                dist = (
-                    prints[anchor].radius * rng.uniform(0.5, 1.0)
-                    + probe.radius * rng.uniform(0.5, 1.0 + config.spread)
-                    + config.clearance
+                direction = np.array([np.cos(angle), np.sin(angle)])
+                touch = _contact_distance(
+                    prints[anchor],
+                    centers[anchor],
+                    direction,
+                    extents[k],
+                    sizes[k],
+                    yaw,
+                    config.clearance,
                 )
-                center = centers[anchor] + dist * np.array([np.cos(angle), np.sin(angle)])
+                gap = rng.uniform(0.0, config.spread) * probe.radius
+                center = centers[anchor] + (touch + gap) * direction
             fp = footprint(extents[k], sizes[k], yaw, center)
             if config.arena_radius is not None and (
                 np.linalg.norm(fp.corners, axis=1).max() > config.arena_radius
             ):
                 continue
-            if any(convex_polygons_overlap(fp.corners, o.corners, config.clearance) for o in prints):
+            if any(
+                convex_polygons_overlap(fp.corners, o.corners, config.clearance) for o in prints
+            ):
                 continue
             poses.append(object_pose(extents[k], sizes[k], yaw, center))
             prints.append(fp)
@@ -123,6 +132,21 @@ def sample_layout(
                 "tries; use fewer objects or a larger arena"
             )
     return poses
+
+
+def _contact_distance(anchor: Footprint, anchor_center, direction, extents, size, yaw, clearance):
+    """Smallest distance from the anchor's centre, along ``direction``, at which the newcomer's
+    footprint clears the anchor's by ``clearance`` (bisection: overlapping translations of two
+    convex shapes form a convex set, so along a ray from inside it they form one interval)."""
+    lo, hi = 0.0, anchor.radius + footprint(extents, size, yaw, (0.0, 0.0)).radius + 2 * clearance
+    for _ in range(20):
+        mid = 0.5 * (lo + hi)
+        fp = footprint(extents, size, yaw, anchor_center + mid * direction)
+        if convex_polygons_overlap(fp.corners, anchor.corners, clearance):
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def boxes_intersect(extents: list[np.ndarray], poses: list[Pose]) -> bool:

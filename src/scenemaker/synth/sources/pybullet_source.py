@@ -29,9 +29,7 @@ class PybulletSource(ObjectSource):
         root = pybullet_random_urdfs_dir()
         self._folder = FolderSource(root, name=self.name, z_up=True, licence=self.licence)
         # only the visual .obj of each object (the folders also hold collision meshes)
-        self._ids = sorted(
-            i for i in self._folder.all_ids() if Path(i).stem == Path(i).parent.name
-        )
+        self._ids = sorted(i for i in self._folder.all_ids() if Path(i).stem == Path(i).parent.name)
 
     def all_ids(self) -> list[str]:
         return [Path(i).parent.name for i in self._ids]

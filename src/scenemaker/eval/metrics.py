@@ -3,7 +3,7 @@
 Point sets are (N, 3) float arrays; boxes are (2, 3) arrays ``[min, max]``; poses are plain
 tuples ``(R (3, 3), t (3,), s)`` meaning ``p = R (s/2 p_canonical) + t`` (canonical objects
 span [-1, 1] on their longest side), so this module does not depend on the scene classes.
-Formulas are in each docstring and collected in docs/METRICS.md.
+Formulas are in each docstring and collected in docs/DATA.md ("Metrics").
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,55 @@ def _add_inspect(sub) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
+def _add_train_pose(sub) -> None:
+    p = sub.add_parser("pose", help="train the pose diffusion transformer (resumable)")
+    p.add_argument("--data", nargs="+", required=True, type=Path, help="training scene folders")
+    p.add_argument("--val", nargs="*", default=[], type=Path, help="validation scene folders")
+    p.add_argument("--out", type=Path, default=Path("out/pose"), help="run folder")
+    p.add_argument("--preset", default="cpu", help="tiny | cpu | paper")
+    p.add_argument("--attention", default=None, choices=["full", "global_local", "global"])
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--mixed-precision", default=None, choices=["no", "bf16"])
+    p.add_argument(
+        "--views-per-scene",
+        type=int,
+        default=None,
+        help="views of each scene used for training (default all)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_pose)
+
+
+def cmd_train_pose(args) -> int:
+    from dataclasses import replace
+
+    from .pose.config import preset
+    from .pose.data import prepare_pose_data
+    from .pose.train import train_pose
+
+    config = preset(args.preset, seed=args.seed)
+    overrides = {
+        "max_steps": args.max_steps,
+        "max_minutes": args.max_minutes,
+        "batch_size": args.batch_size,
+        "mixed_precision": args.mixed_precision,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.attention:
+        config = replace(config, model=replace(config.model, attention=args.attention))
+    prepared = args.out / "prepared"
+    train_npz, val_npz = prepared / "train.npz", prepared / "val.npz"
+    if not train_npz.is_file():  # prepared once, reused on resume
+        print(prepare_pose_data(args.data, train_npz, args.views_per_scene, seed=args.seed))
+    if args.val and not val_npz.is_file():
+        print(prepare_pose_data(args.val, val_npz, args.views_per_scene, seed=args.seed))
+    last = train_pose(train_npz, args.out, config, val_npz if args.val else None)
+    print(json.dumps(last, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scenemaker", description="SceneMaker: open-set 3D scenes from one image."
@@ -65,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="synthetic datasets").add_subparsers(dest="data_command")
     _add_generate(data)
     _add_inspect(data)
+    train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command")
+    _add_train_pose(train)
     demo = sub.add_parser("demo", help="run the main job on the embedded defaults")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--scenes", type=int, default=6)

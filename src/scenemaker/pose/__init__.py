@@ -1,0 +1,2 @@
+"""Pose estimation: PoseDiT (a diffusion transformer over all objects jointly), its training
+data, flow-matching training and sampling, and baselines behind one interface."""

@@ -1,0 +1,97 @@
+"""Named presets of the pose model and its training (nerfstudio-style config dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass
+class PoseDiTConfig:
+    width: int = 256
+    """Token width."""
+    depth: int = 6
+    """Number of blocks."""
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    geometry_tokens: int = 8
+    """Tokens of the canonical-mesh set encoder per object."""
+    num_freqs: int = 6
+    """Fourier frequencies of the point encoders."""
+    num_points: int = 64
+    """Observed points per object (each one a condition token)."""
+    num_canonical: int = 256
+    """Canonical surface samples per object fed to the set encoder."""
+    attention: str = "full"
+    """full | global_local | global (ablations)."""
+
+    def model_kwargs(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainConfig:
+    model: PoseDiTConfig = field(default_factory=PoseDiTConfig)
+    batch_size: int = 32
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    max_steps: int = 5000
+    max_minutes: float | None = None
+    """Stop (and checkpoint) after this wall time, whatever max_steps says."""
+    condition_dropout: float = 0.1
+    mixed_precision: str = "no"
+    """no | bf16 (autocast)."""
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    val_views: int = 64
+    """Validation views sampled (with a fixed seed) from the validation data."""
+    sampling_steps: int = 10
+    guidance: float = 3.0
+    seed: int = 0
+    num_workers: int = 0
+
+
+PRESETS = {
+    "tiny": TrainConfig(
+        model=PoseDiTConfig(
+            width=32,
+            depth=2,
+            heads=2,
+            geometry_tokens=2,
+            num_freqs=2,
+            num_points=16,
+            num_canonical=32,
+        ),
+        batch_size=4,
+        max_steps=20,
+        warmup_steps=2,
+        eval_every=10,
+        checkpoint_every=10,
+        val_views=4,
+        sampling_steps=3,
+    ),
+    "cpu": TrainConfig(
+        model=PoseDiTConfig(
+            width=256, depth=6, heads=4, geometry_tokens=8, num_points=32, num_canonical=128
+        ),
+        batch_size=32,
+        max_steps=6000,
+    ),
+    "paper": TrainConfig(
+        model=PoseDiTConfig(
+            width=1024, depth=16, heads=16, geometry_tokens=64, num_points=1024, num_canonical=4096
+        ),
+        batch_size=8,
+        max_steps=200_000,
+        mixed_precision="bf16",
+        eval_every=2000,
+        checkpoint_every=2000,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)

@@ -1,0 +1,209 @@
+"""Pose estimators behind one interface, and the DiT estimator's sampling loop.
+
+``PoseEstimator.estimate(observation, meshes)`` returns one camera-frame pose per object, or
+None (with a reason) for objects that cannot be estimated (too few observed points, an empty
+mask, a mesh with no area).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..scene import Pose
+from .observations import MIN_OBSERVED_POINTS, observed_points
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("weights")
+
+
+@dataclass
+class Observation:
+    """One RGB-D view: metric depth, intrinsics and one visible mask per object."""
+
+    depth: np.ndarray  # (H, W) metres, camera z; 0 / NaN / inf = invalid
+    K: np.ndarray  # (3, 3) pixels
+    masks: list[np.ndarray]  # per object (H, W) bool visible mask
+    rgb: np.ndarray | None = None  # (H, W, 3) uint8, for image-conditioned models
+
+    def __post_init__(self):
+        self.depth = np.asarray(self.depth, dtype=np.float32)
+        if self.depth.ndim != 2:
+            raise ValueError(f"depth must be (H, W), got shape {self.depth.shape}")
+        self.K = np.asarray(self.K, dtype=np.float64)
+        if self.K.shape != (3, 3):
+            raise ValueError(f"K must be (3, 3), got {self.K.shape}")
+        for k, m in enumerate(self.masks):
+            if np.shape(m) != self.depth.shape:
+                raise ValueError(f"mask {k} has shape {np.shape(m)}, depth {self.depth.shape}")
+        self.masks = [np.asarray(m, dtype=bool) for m in self.masks]
+
+
+@dataclass
+class PoseResult:
+    poses: list[Pose | None]
+    """Camera-frame pose per object (OpenCV axes, metres); None where skipped."""
+    skipped: dict[int, str] = field(default_factory=dict)
+    """Object index -> why it has no pose."""
+    seconds: float = 0.0
+
+
+class PoseEstimator(Protocol):
+    name: str
+
+    def estimate(self, observation: Observation, meshes: list) -> PoseResult: ...
+
+
+@dataclass
+class PreparedObjects:
+    indices: list[int]
+    points: list[np.ndarray]
+    canonical: list[np.ndarray]  # (C, 6) points + normals
+    skipped: dict[int, str]
+
+
+def prepare_objects(
+    observation: Observation,
+    meshes: list,
+    num_points: int = 256,
+    num_canonical: int = 256,
+    seed: int = 0,
+) -> PreparedObjects:
+    """Observed points and canonical samples per object; records why objects are skipped."""
+    from ..geometry.sampling import sample_surface
+
+    if len(meshes) != len(observation.masks):
+        raise ValueError(f"got {len(meshes)} meshes for {len(observation.masks)} masks")
+    out = PreparedObjects([], [], [], {})
+    for k, (mask, mesh) in enumerate(zip(observation.masks, meshes, strict=True)):
+        if not mask.any():
+            out.skipped[k] = "empty mask"
+            continue
+        pts = observed_points(observation.depth, observation.K, mask, num_points, seed=seed)
+        if len(pts) < MIN_OBSERVED_POINTS:
+            out.skipped[k] = f"only {len(pts)} valid observed points (< {MIN_OBSERVED_POINTS})"
+            continue
+        try:
+            p, n = sample_surface(mesh, num_canonical, seed=seed)
+        except ValueError as exc:
+            out.skipped[k] = f"canonical mesh: {exc}"
+            continue
+        out.indices.append(k)
+        out.points.append(pts)
+        out.canonical.append(np.concatenate([p, n], 1).astype(np.float32))
+    for k, why in out.skipped.items():
+        warnings.warn(f"object {k} skipped: {why}", stacklevel=3)
+    return out
+
+
+class DiTPoseEstimator:
+    """PoseDiT + flow-matching Euler sampling with classifier-free guidance."""
+
+    name = "dit"
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        steps: int = 10,
+        guidance: float = 3.0,
+        seed: int = 0,
+        device: str = "cpu",
+        model=None,
+    ):
+        from .model import PoseDiT
+
+        if model is None:
+            path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"{path}: no PoseDiT weights (config.json) there")
+            model = load_pose_model(path)
+        self.model: PoseDiT = model.to(device).eval()
+        self.steps, self.guidance, self.seed, self.device = steps, guidance, seed, device
+
+    def estimate(self, observation: Observation, meshes: list) -> PoseResult:
+        import time
+
+        start = time.perf_counter()
+        cfg = self.model.config
+        prepared = prepare_objects(
+            observation,
+            meshes,
+            num_points=max(cfg.num_points, 64),
+            num_canonical=cfg.num_canonical,
+            seed=self.seed,
+        )
+        poses: list[Pose | None] = [None] * len(meshes)
+        if prepared.indices:
+            R, t, s = self.sample(prepared.points, prepared.canonical)
+            for j, k in enumerate(prepared.indices):
+                poses[k] = Pose(R[j], t[j], s[j])
+        return PoseResult(poses, prepared.skipped, time.perf_counter() - start)
+
+    def sample(self, points: list[np.ndarray], canonical: list[np.ndarray]):
+        """Camera-frame (R, t, s) for one scene's objects (the written-out sampling loop)."""
+        import torch
+
+        from .data import decode_pose, make_inputs
+
+        inputs = make_inputs(points, canonical, self.model.config.num_points)
+        n = len(points)
+        batch = {
+            "local_points": torch.from_numpy(inputs.local_points)[None],
+            "scene_points": torch.from_numpy(inputs.scene_points)[None],
+            "box": torch.from_numpy(inputs.box)[None],
+            "canonical": torch.from_numpy(inputs.canonical)[None],
+            "object_mask": torch.ones(1, n, dtype=torch.bool),
+        }
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        x = sample_poses(
+            self.model,
+            batch,
+            self.steps,
+            self.guidance,
+            torch.Generator().manual_seed(self.seed),
+        )[0]
+        return decode_pose(x.cpu().numpy(), inputs.center, inputs.scale)
+
+
+def sample_poses(model, batch: dict, steps: int, guidance: float, generator=None):
+    """Euler sampling from noise to normalised poses (B, N, 10); conditions encoded once."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from .flow import NUM_TRAIN_TIMESTEPS
+
+    mask = batch["object_mask"]
+    b, n = mask.shape
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
+    scheduler.set_timesteps(steps, device=mask.device)
+    with torch.inference_mode():
+        cond = model.encode_conditions(batch)
+        uncond = None
+        if guidance != 1.0:
+            uncond = model.encode_conditions(batch, drop=torch.ones(b, dtype=torch.bool))
+        x = torch.randn((b, n, 10), generator=generator).to(mask.device)
+        for t in scheduler.timesteps:
+            timestep = t.expand(b).to(x.dtype)
+            v = model(x, timestep, cond, mask)
+            if uncond is not None:
+                v_u = model(x, timestep, uncond, mask)
+                v = v_u + guidance * (v - v_u)
+            x = scheduler.step(v, t, x).prev_sample
+    return x
+
+
+def load_pose_model(path: str | Path):
+    """Load PoseDiT weights (config.json + safetensors); a clear error on a mismatch."""
+    from .model import PoseDiT
+
+    path = Path(path)
+    try:
+        return PoseDiT.from_pretrained(path, low_cpu_mem_usage=False)
+    except (ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path}: checkpoint does not match its config.json ({first[:200]})"
+        ) from None

@@ -1,0 +1,238 @@
+"""Training loop of the pose model (one readable loop, resumable exactly).
+
+Batches are a pure function of (seed, step, rank): the view order of each epoch is a seeded
+permutation, every item's augmentation has its own seed, and so does the noise. A checkpoint
+(model safetensors + optimizer state + step) therefore resumes to the very same run.
+Accelerate runs it on one CPU process by default, or on many GPUs / nodes with
+``accelerate launch`` / ``torchrun`` (each process takes its share of every batch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io_utils import atomic_write_json
+from .config import TrainConfig
+from .data import PoseDataset, collate, decode_pose
+from .flow import flow_matching_loss
+
+STATE_FILE = "trainer_state.pt"
+
+
+def get_lr(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(
+        1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    )
+    return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The global batch of a step: consecutive slices of per-epoch seeded permutations."""
+    start = step * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        out.extend(perm[offset : offset + batch_size - len(out)].tolist())
+    return np.asarray(out)
+
+
+def make_batch(dataset: PoseDataset, indices, step: int, seed: int, device) -> dict:
+    items = []
+    for k, index in enumerate(indices):
+        items.append(dataset.item(int(index), np.random.default_rng([seed, step, k])))
+    batch = collate(items)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(model, dataset: PoseDataset, config: TrainConfig, device) -> dict:
+    """Pose errors on a fixed subset of validation views (sampling as at inference)."""
+    from ..eval.metrics import add_s, rotation_error_deg
+    from .estimator import sample_poses
+
+    model.eval()
+    n = min(config.val_views, len(dataset))
+    chosen = np.random.default_rng(1234).choice(len(dataset), n, replace=False)
+    rot, adds, trans, size = [], [], [], []
+    for start in range(0, n, 16):
+        idx = chosen[start : start + 16]
+        batch = make_batch(dataset, idx, 0, 1234, device)
+        x = (
+            sample_poses(
+                model,
+                batch,
+                config.sampling_steps,
+                config.guidance,
+                torch.Generator().manual_seed(config.seed),
+            )
+            .float()
+            .cpu()
+            .numpy()
+        )
+        target = batch["target"].cpu().numpy()
+        mask = batch["object_mask"].cpu().numpy()
+        center, scale = batch["center"].cpu().numpy(), batch["scale"].cpu().numpy()
+        canon = batch["canonical"].cpu().numpy()
+        for b in range(len(idx)):
+            m = mask[b]
+            Rp, tp, sp = decode_pose(x[b][m], center[b], scale[b])
+            Rg, tg, sg = decode_pose(target[b][m], center[b], scale[b])
+            rot.extend(np.atleast_1d(rotation_error_deg(Rp, Rg)).tolist())
+            trans.extend((np.linalg.norm(tp - tg, axis=1) / (2 * scale[b])).tolist())
+            size.extend(np.abs(sp / sg - 1).tolist())
+            for j in range(int(m.sum())):
+                pts = canon[b, j, :, :3]
+                adds.append(add_s(pts, (Rp[j], tp[j], sp[j]), (Rg[j], tg[j], sg[j])))
+    model.train()
+    return {
+        "val_rot_err_deg_median": float(np.median(rot)),
+        "val_rot_err_deg_mean": float(np.mean(rot)),
+        "val_add_s": float(np.mean(adds)),
+        "val_trans_err": float(np.mean(trans)),
+        "val_size_err": float(np.mean(size)),
+    }
+
+
+def save_checkpoint(folder: Path, model, optimizer, step: int, extra: dict) -> None:
+    """Write a checkpoint folder atomically (build beside it, then swap)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, **extra}, tmp / STATE_FILE)
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train_pose(
+    train_data: str | Path,
+    out: str | Path,
+    config: TrainConfig,
+    val_data: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train (or resume) a PoseDiT; returns the last logged metrics."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from .model import PoseDiT
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: output path is a file, expected a folder")
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision
+    )
+    torch.manual_seed(config.seed)
+    mc = config.model
+    train_set = PoseDataset(train_data, mc.num_points, mc.num_canonical, augment=True)
+    val_set = (
+        PoseDataset(val_data, mc.num_points, mc.num_canonical, augment=False) if val_data else None
+    )
+    model = PoseDiT(**mc.model_kwargs())
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+    step, best = 0, math.inf
+    checkpoint = out / "checkpoint"
+    if (checkpoint / STATE_FILE).is_file():
+        saved = json.loads((out / "train_config.json").read_text())
+        if saved != _jsonable(asdict(config)):
+            raise ValueError(f"{out}: holds a run with other settings; use a new --out")
+        model = PoseDiT.from_pretrained(checkpoint, low_cpu_mem_usage=False)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        state = torch.load(checkpoint / STATE_FILE, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state.get("best", math.inf))
+        accelerator.print(f"resuming from step {step}")
+    elif accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "train_config.json", _jsonable(asdict(config)))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_rank = max(1, config.batch_size // world)
+    log_path = out / "log.jsonl"
+    start_time, start_step = time.perf_counter(), step
+    bar = tqdm(
+        total=config.max_steps,
+        initial=step,
+        desc="training",
+        unit="step",
+        disable=not (progress and accelerator.is_main_process),
+    )
+    last = {}
+    while step < config.max_steps:
+        if config.max_minutes and time.perf_counter() - start_time > 60 * config.max_minutes:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(step, config)
+        indices = batch_indices(step, len(train_set), config.batch_size, config.seed)
+        indices = indices[rank * per_rank : (rank + 1) * per_rank]
+        batch = make_batch(train_set, indices, step, config.seed, accelerator.device)
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
+        with accelerator.autocast():
+            loss, terms = flow_matching_loss(model, batch, config.condition_dropout, generator)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if accelerator.is_main_process:
+            rate = (step - start_step) / (time.perf_counter() - start_time)
+            last = {
+                "step": step,
+                "loss": float(loss.detach()),
+                **terms,
+                "lr": get_lr(step - 1, config),
+                "steps_per_s": round(rate, 3),
+            }
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if step % 10 == 0 or step == config.max_steps:
+                _append(log_path, last)
+            if val_set is not None and (step % config.eval_every == 0 or step == config.max_steps):
+                metrics = evaluate(
+                    accelerator.unwrap_model(model), val_set, config, accelerator.device
+                )
+                last = {**last, **metrics}
+                _append(log_path, {"step": step, **metrics})
+                if metrics["val_add_s"] < best:
+                    best = metrics["val_add_s"]
+                    accelerator.unwrap_model(model).save_pretrained(out / "best")
+            if step % config.checkpoint_every == 0 or step == config.max_steps:
+                save_checkpoint(
+                    checkpoint, accelerator.unwrap_model(model), optimizer, step, {"best": best}
+                )
+        accelerator.wait_for_everyone()
+    bar.close()
+    if accelerator.is_main_process:
+        save_checkpoint(
+            checkpoint, accelerator.unwrap_model(model), optimizer, step, {"best": best}
+        )
+    return last
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=list))

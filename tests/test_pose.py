@@ -1,0 +1,257 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from scenemaker.geometry.rotations import yaw_matrix
+from scenemaker.pose.config import preset
+from scenemaker.pose.data import PoseDataset, decode_pose, encode_pose, prepare_pose_data
+from scenemaker.pose.estimator import DiTPoseEstimator, Observation, load_pose_model
+from scenemaker.pose.flow import flow_matching_loss, loss_weight
+from scenemaker.pose.model import PoseDiT
+from scenemaker.pose.observations import farthest_point_sample
+from scenemaker.pose.train import train_pose
+
+TINY = preset("tiny").model
+
+
+def _model(attention="full", seed=0):
+    torch.manual_seed(seed)
+    model = PoseDiT(**{**TINY.model_kwargs(), "attention": attention})
+    # zero-initialised heads make every output 0: randomise them so tests see real signal
+    for head in (model.rot_out, model.trans_out, model.size_out):
+        torch.nn.init.normal_(head.weight, std=0.5)
+    return model.eval()
+
+
+def _batch(b=2, n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    p, c = TINY.num_points, TINY.num_canonical
+    return {
+        "local_points": torch.randn(b, n, p, 3, generator=g),
+        "scene_points": torch.randn(b, n, p, 3, generator=g),
+        "box": torch.randn(b, n, 6, generator=g),
+        "canonical": torch.randn(b, n, c, 6, generator=g),
+        "object_mask": torch.ones(b, n, dtype=torch.bool),
+    }
+
+
+def _run(model, batch, x, t):
+    with torch.no_grad():
+        return model(x, t, model.encode_conditions(batch), batch["object_mask"])
+
+
+@pytest.mark.parametrize("attention", ["full", "global_local", "global"])
+def test_output_is_equivariant_to_object_order(attention):
+    model, batch = _model(attention), _batch()
+    x, t = torch.randn(2, 3, 10), torch.tensor([100.0, 900.0])
+    out = _run(model, batch, x, t)
+    perm = torch.tensor([2, 0, 1])
+    permuted = {k: v[:, perm] for k, v in batch.items()}
+    out_perm = _run(model, permuted, x[:, perm], t)
+    assert out.abs().mean() > 1e-3
+    torch.testing.assert_close(out_perm, out[:, perm], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["full", "global"])
+def test_padding_objects_change_nothing_and_give_no_nan(attention):
+    model, batch = _model(attention), _batch(b=1, n=2)
+    x, t = torch.randn(1, 2, 10), torch.tensor([500.0])
+    out = _run(model, batch, x, t)
+    padded = {
+        k: torch.cat(
+            [
+                v,
+                torch.zeros_like(v[:, :1])
+                if v.dtype == torch.bool
+                else 5 * torch.randn_like(v[:, :1]),
+            ],
+            1,
+        )
+        for k, v in batch.items()
+    }
+    out_padded = _run(model, padded, torch.cat([x, torch.randn(1, 1, 10)], 1), t)
+    torch.testing.assert_close(out_padded[:, :2], out, atol=1e-5, rtol=1e-4)
+    assert (out_padded[:, 2] == 0).all()
+    # a row that is nothing but padding must stay finite
+    empty = {k: v.clone() for k, v in padded.items()}
+    empty["object_mask"][:] = False
+    assert torch.isfinite(_run(model, empty, torch.randn(1, 3, 10), t)).all()
+
+
+def test_any_number_of_objects():
+    model = _model()
+    for n in (1, 9):
+        out = _run(model, _batch(1, n), torch.randn(1, n, 10), torch.tensor([10.0]))
+        assert out.shape == (1, n, 10) and torch.isfinite(out).all()
+
+
+def test_flow_loss_is_zero_for_the_true_velocity_and_weighted():
+    class Oracle(torch.nn.Module):
+        """Predicts the exact velocity eps - x0 (knows the noise through the sample)."""
+
+        def encode_conditions(self, batch, drop=None):
+            return {}
+
+        def forward(self, z, timestep, cond, mask):
+            sigma = (timestep / 1000.0)[:, None, None]
+            return (z - self.x0) / sigma  # z = (1-s) x0 + s eps  =>  v = (z - x0) / s
+
+    batch = _batch()
+    batch["target"] = torch.randn(2, 3, 10)
+    oracle = Oracle()
+    oracle.x0 = batch["target"]
+    loss, terms = flow_matching_loss(oracle, batch, generator=torch.Generator().manual_seed(0))
+    assert float(loss) == pytest.approx(0.0, abs=1e-8)
+    assert set(terms) == {"rotation", "translation", "size"}
+    assert float(loss_weight(torch.tensor(0.5))) == pytest.approx(2 / (np.pi * 0.5))
+    model = _model()
+    loss, _ = flow_matching_loss(model.train(), batch, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert float(loss.detach()) > 0 and all(p.grad is not None for p in model.rot_in.parameters())
+
+
+def test_pose_encoding_round_trip(rng):
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.random(4, random_state=2).as_matrix()
+    t, s = rng.normal(size=(4, 3)), rng.uniform(0.2, 2.0, 4)
+    center, scale = rng.normal(size=3), 1.7
+    x = encode_pose(R, t, s, center, scale)
+    R2, t2, s2 = decode_pose(x, center, scale)
+    np.testing.assert_allclose(R2, R, atol=1e-5)
+    np.testing.assert_allclose(t2, t, atol=1e-5)
+    np.testing.assert_allclose(s2, s, atol=1e-5)
+
+
+def test_farthest_point_sampling_spreads_points(rng):
+    points = np.concatenate([rng.normal(0, 0.01, (20, 3)), [[5.0, 0, 0], [-5.0, 0, 0]]])
+    chosen = farthest_point_sample(points, 3, seed=0)
+    assert {20, 21} <= set(chosen.tolist())
+    # dense input (a random pool first): the samples still cover the set far better than chance
+    cloud = rng.uniform(-1, 1, (20000, 3))
+    from scipy.spatial import cKDTree
+
+    fps = cloud[farthest_point_sample(cloud, 64, seed=0)]
+    rand = cloud[rng.choice(len(cloud), 64, replace=False)]
+    assert cKDTree(fps).query(cloud)[0].max() < 0.8 * cKDTree(rand).query(cloud)[0].max()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from scenemaker.synth.cameras import ViewConfig
+    from scenemaker.synth.generate import GenerateConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("pose")
+    cfg = GenerateConfig(
+        objects="procedural", views=ViewConfig(views=3, width=96, height=96), surface_samples=4096
+    )
+    generate_dataset(root / "scenes", 4, cfg, progress=False)
+    summary = prepare_pose_data([root / "scenes"], root / "train.npz", progress=False)
+    return root, summary
+
+
+def test_prepared_targets_are_consistent_with_augmentation(prepared):
+    root, summary = prepared
+    assert summary["views"] >= 10 and summary["object_views"] >= 20
+    data = PoseDataset(root / "train.npz", TINY.num_points, TINY.num_canonical, augment=True)
+    plain = PoseDataset(root / "train.npz", TINY.num_points, TINY.num_canonical, augment=False)
+    turned = 0
+    for seed in range(8):
+        # object 0 draws the same canonical subset in both; only the augmented one is turned
+        a = data.item(0, np.random.default_rng(seed))
+        b = plain.item(0, np.random.default_rng(seed))
+        Ra, ta, sa = decode_pose(a["target"][:1], a["center"], a["scale"])
+        Rb, tb, sb = decode_pose(b["target"][:1], b["center"], b["scale"])
+        turned += not np.allclose(Ra, Rb, atol=1e-4)
+        pa = (sa[0] / 2) * a["canonical"][0, :, :3] @ Ra[0].T + ta[0]
+        pb = (sb[0] / 2) * b["canonical"][0, :, :3] @ Rb[0].T + tb[0]
+        np.testing.assert_allclose(pa, pb, atol=1e-4)
+    assert turned >= 3
+    # observed points sit on the ground-truth posed surface (camera frame)
+    arrays = plain.arrays
+    for r in range(5):
+        pts = arrays["points"][r, : arrays["count"][r]]
+        canon = arrays["canon_points"][arrays["canon"][r]].astype(np.float64)
+        posed = arrays["size"][r] / 2 * canon @ arrays["rotation"][r].T + arrays["translation"][r]
+        from scipy.spatial import cKDTree
+
+        dist = cKDTree(posed).query(pts)[0]
+        assert np.median(dist) < 0.03 * arrays["size"][r] + 0.01
+
+
+def test_training_resumes_exactly_and_estimator_runs(prepared, tmp_path):
+    root, _ = prepared
+    npz = root / "train.npz"
+    cfg = preset("tiny", max_steps=6, checkpoint_every=3, eval_every=6, val_views=4)
+    straight = train_pose(npz, tmp_path / "a", cfg, val_data=npz, progress=False)
+    train_pose(
+        npz,
+        tmp_path / "b",
+        preset("tiny", max_steps=3, checkpoint_every=3, eval_every=6, val_views=4),
+        progress=False,
+    )
+    # resuming with other settings is refused
+    with pytest.raises(ValueError, match="other settings"):
+        train_pose(npz, tmp_path / "b", cfg, progress=False)
+    # same settings, as if the first run had been interrupted at step 3
+    cfg_b = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    cfg_b["max_steps"] = 6
+    (tmp_path / "b" / "train_config.json").write_text(json.dumps(cfg_b))
+    train_pose(npz, tmp_path / "b", cfg, progress=False)
+    wa = load_pose_model(tmp_path / "a" / "checkpoint").state_dict()
+    wb = load_pose_model(tmp_path / "b" / "checkpoint").state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=0, rtol=0)
+    assert "val_add_s" in straight and np.isfinite(straight["loss"])
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert any("val_rot_err_deg_median" in r for r in log)
+
+    # the estimator on a real view: poses for visible objects, skips for bad ones
+    import trimesh
+
+    from scenemaker.synth.dataset import list_scenes
+
+    scene = list_scenes(root / "scenes")[0]
+    view = scene.view(0)
+    objects = scene.scene.objects
+    masks = [view.instance == o.instance_id for o in objects]
+    meshes = [o.mesh for o in objects]
+    masks.append(np.zeros_like(masks[0]))  # empty mask
+    meshes.append(meshes[0])
+    masks.append(masks[0])  # a mesh with no area
+    meshes.append(trimesh.Trimesh(np.zeros((3, 3)), [[0, 1, 2]], process=False))
+    depth = view.depth.copy()
+    depth[0, :] = np.nan  # invalid depth values are ignored
+    estimator = DiTPoseEstimator(tmp_path / "a" / "checkpoint", steps=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = estimator.estimate(Observation(depth, view.camera.K, masks), meshes)
+    n = len(objects)
+    assert all(p is not None for p in result.poses[:n])
+    assert result.poses[n] is None and "empty mask" in result.skipped[n]
+    assert result.poses[n + 1] is None and "canonical mesh" in result.skipped[n + 1]
+    assert len(caught) >= 2
+    for pose in result.poses[:n]:
+        assert np.isfinite(pose.t).all() and pose.s > 0
+
+
+def test_checkpoint_config_mismatch_is_a_clear_error(tmp_path):
+    model = _model()
+    model.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["width"] = 64
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not match"):
+        load_pose_model(tmp_path / "ckpt")
+    with pytest.raises(FileNotFoundError, match="no PoseDiT weights"):
+        DiTPoseEstimator(tmp_path / "nothing")
+
+
+def test_yaw_compensation_identity():
+    R = yaw_matrix(0.3)
+    Y = yaw_matrix(np.pi / 2)
+    p = np.array([0.2, -0.1, 0.7])
+    np.testing.assert_allclose((R @ Y.T) @ (Y @ p), R @ p)

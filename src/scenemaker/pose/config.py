@@ -71,12 +71,15 @@ PRESETS = {
         val_views=4,
         sampling_steps=3,
     ),
+    # measured on the 2-core dev machine (batch 32, 4 objects): 64 observed points + 128
+    # canonical samples per object ran at ~0.7 steps/s in bf16 autocast, ~0.57 in fp32
     "cpu": TrainConfig(
         model=PoseDiTConfig(
-            width=256, depth=6, heads=4, geometry_tokens=8, num_points=32, num_canonical=128
+            width=256, depth=6, heads=4, geometry_tokens=8, num_points=64, num_canonical=128
         ),
         batch_size=32,
-        max_steps=6000,
+        max_steps=3500,
+        mixed_precision="bf16",
     ),
     "paper": TrainConfig(
         model=PoseDiTConfig(

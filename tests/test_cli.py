@@ -112,3 +112,13 @@ def test_help_is_fast_and_lists_commands():
     assert out.returncode == 0
     for command in ("data", "demo", "export"):
         assert command in out.stdout
+
+
+def test_bad_paths_and_values_are_one_line_errors(dataset, tmp_path, capsys):
+    scene_json = str(dataset / "scene_000000" / "scene.json")
+    assert main(["export", scene_json, "--out", str(tmp_path)]) == 2  # a folder, not a file
+    assert main(["data", "inspect", str(dataset), "--tiles", "0"]) == 2
+    assert main(["data", "generate", "--out", str(tmp_path / "o"), "--objects", "objaverse:"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error:") for line in err)
+    assert not (tmp_path / "o").exists()

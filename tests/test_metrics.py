@@ -369,3 +369,27 @@ def test_bad_input_raises_value_error_naming_the_argument():
         interpenetration_volume(_cube(), _cube(), method="voxels")
     with pytest.raises(ValueError, match="mesh_b"):
         interpenetration_volume(_cube(), np.zeros((3, 3)))
+
+
+def test_cd_o_is_a_shape_measure_when_poses_are_given():
+    import trimesh
+
+    from scenemaker.eval.metrics import scene_metrics
+    from scenemaker.geometry import yaw_matrix
+
+    box = trimesh.creation.box((2.0, 1.0, 0.6))
+    canon = box.sample(4000, seed=0)
+    gt_poses = [
+        (np.eye(3), np.array([0.0, 0.3, 0.0]), 1.0),
+        (yaw_matrix(0.5), np.array([2.0, 0.3, 0.0]), 0.8),
+    ]
+    # same shapes, rotation of the second object wrong by 45 degrees
+    pred_poses = [gt_poses[0], (yaw_matrix(0.5 + np.pi / 4), gt_poses[1][1], 0.8)]
+    place = lambda pose: (pose[2] / 2) * canon @ pose[0].T + pose[1]  # noqa: E731
+    gt = [place(p) for p in gt_poses]
+    pred = [place(p) for p in pred_poses]
+    world = scene_metrics(pred, gt)
+    shape = scene_metrics(pred, gt, pred_poses=pred_poses, gt_poses=gt_poses)
+    assert world["cd_o"] > 0.05  # in scene axes the wrong rotation counts
+    assert shape["cd_o"] == pytest.approx(0.0, abs=1e-12) and shape["f_score_o"] == 1.0
+    assert shape["cd_s"] == world["cd_s"]  # scene metrics unchanged

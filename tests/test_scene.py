@@ -124,3 +124,35 @@ def test_export_glb_has_named_nodes_and_camera(tmp_path):
         name = f"object_{obj.instance_id:02d}_{obj.label.replace(' ', '_')}"
         world = loaded.graph.get(name)[0]
         np.testing.assert_allclose(world, obj.pose.matrix, atol=1e-5)
+
+
+def test_scene_rejects_duplicate_or_reserved_ids():
+    mesh = trimesh.creation.box()
+    pose = Pose(np.eye(3), np.zeros(3), 1.0)
+    with pytest.raises(ValueError, match="unique"):
+        Scene([ObjectInstance(mesh, "a", pose), ObjectInstance(mesh, "a", pose)])
+    with pytest.raises(ValueError, match=">= 2"):
+        Scene([ObjectInstance(mesh, "a", pose, instance_id=1)])
+
+
+def test_camera_rejects_non_rigid_or_bad_intrinsics():
+    with pytest.raises(ValueError, match="rigid"):
+        Camera(np.eye(3), np.diag([2.0, 1.0, 1.0, 1.0]), 8, 8)
+    with pytest.raises(ValueError, match="focal"):
+        Camera(np.zeros((3, 3)), np.eye(4), 8, 8)
+
+
+def test_scene_json_missing_fields_are_named(tmp_path):
+    scene = _scene()
+    scene.save_json(tmp_path / "scene.json")
+    payload = json.loads((tmp_path / "scene.json").read_text())
+    del payload["objects"][1]["pose"]["s"]
+    (tmp_path / "scene.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=r"objects\[1\]: missing field 's'"):
+        Scene.load_json(tmp_path / "scene.json")
+    (tmp_path / "scene.json").write_text(json.dumps({"schema": "scenemaker.scene/1"}))
+    with pytest.raises(ValueError, match="missing field 'objects'"):
+        Scene.load_json(tmp_path / "scene.json")
+    (tmp_path / "scene.json").write_text(json.dumps({"schema": "scenemaker.scene/99"}))
+    with pytest.raises(ValueError, match="expected schema"):
+        Scene.load_json(tmp_path / "scene.json")

@@ -41,7 +41,10 @@ def _add_generate(sub) -> None:
         help="radius (m) that all objects must fit in; default unbounded",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(
+        func=cmd_generate,
+        interrupt_hint="; finished scenes are kept, rerun the same command to resume",
+    )
 
 
 def _add_inspect(sub) -> None:
@@ -106,6 +109,15 @@ def cmd_train_pose(args) -> int:
     return 0
 
 
+def cmd_ship_pose(args) -> int:
+    from .pose.estimator import DEFAULT_WEIGHTS
+    from .pose.train import ship_weights
+
+    info = ship_weights(args.run, args.out or DEFAULT_WEIGHTS, args.checkpoint)
+    print(json.dumps(info["validation"], indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scenemaker", description="SceneMaker: open-set 3D scenes from one image."
@@ -117,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(data)
     train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command")
     _add_train_pose(train)
+    ship = train.add_parser("ship-pose", help="copy a run's best weights into the package (fp16)")
+    ship.add_argument("run", type=Path)
+    ship.add_argument(
+        "--out", type=Path, default=None, help="destination (default: the package's pose/weights)"
+    )
+    ship.add_argument("--checkpoint", default="best", choices=["best", "checkpoint"])
+    ship.set_defaults(func=cmd_ship_pose)
     demo = sub.add_parser("demo", help="run the main job on the embedded defaults")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--scenes", type=int, default=6)
@@ -163,6 +182,8 @@ def cmd_generate(args) -> int:
 def cmd_inspect(args) -> int:
     from .synth.inspect import contact_sheet, dataset_statistics, load_scene_payloads
 
+    if args.tiles < 1:
+        raise CliError(f"--tiles must be >= 1, got {args.tiles}")
     scenes = load_scene_payloads(args.dataset)
     stats = dataset_statistics(scenes)
     sheet = contact_sheet(scenes, args.sheet or args.dataset / "contact_sheet.png", args.tiles)
@@ -208,6 +229,10 @@ def cmd_demo(args) -> int:
     from .synth.inspect import contact_sheet, dataset_statistics, load_scene_payloads
 
     data = args.out / "data"
+    if (data / "generate.json").is_file():  # a previous demo: start afresh (other settings)
+        import shutil
+
+        shutil.rmtree(data)
     config = GenerateConfig(objects="procedural", split="test", views=ViewConfig(views=args.views))
     generate_dataset(data, args.scenes, config, workers=1)
     scenes = load_scene_payloads(data)
@@ -240,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     if not hasattr(args, "func"):
+        # a group without its subcommand prints that group's help
+        sub = {"data": "data", "train": "train"}.get(getattr(args, "command", None))
+        if sub:
+            parser.parse_args([sub, "--help"])
         parser.print_help()
         return 2
     from .synth.generate import GenerationError
@@ -250,17 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print(
-            "interrupted; finished scenes are kept, rerun the same command to resume",
-            file=sys.stderr,
-        )
+        hint = getattr(args, "interrupt_hint", "")
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
     except (
         CliError,
         GenerationError,
         LayoutError,
-        FileNotFoundError,
-        NotADirectoryError,
+        OSError,
         ValueError,
         ImportError,
         RuntimeError,

@@ -50,6 +50,6 @@ def read_json(path: str | Path, expected_schema: str | None = None) -> dict:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if expected_schema is not None:
         schema = payload.get("schema") if isinstance(payload, dict) else None
-        if not isinstance(schema, str) or schema.split("/")[0] != expected_schema.split("/")[0]:
+        if schema != expected_schema:  # one version per schema so far: exact match
             raise ValueError(f"{path}: expected schema {expected_schema!r}, found {schema!r}")
     return payload

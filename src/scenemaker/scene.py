@@ -37,6 +37,23 @@ def _as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
     return array
 
 
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    return str(exc)
+
+
+def _load_mesh(mesh_path: Path, referenced_by: Path):
+    import trimesh
+
+    if not mesh_path.is_file():
+        raise FileNotFoundError(f"{mesh_path}: mesh referenced by {referenced_by} not found")
+    try:
+        return trimesh.load(mesh_path, force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for broken files
+        raise ValueError(f"{mesh_path}: cannot read mesh ({exc})") from None
+
+
 @dataclass
 class Camera:
     """A pinhole camera: intrinsics ``K`` (3x3, pixels), ``world_to_camera`` (4x4, OpenCV axes)."""
@@ -49,6 +66,13 @@ class Camera:
     def __post_init__(self):
         self.K = _as_array(self.K, (3, 3), "K")
         self.world_to_camera = _as_array(self.world_to_camera, (4, 4), "world_to_camera")
+        if not (self.K[0, 0] > 0 and self.K[1, 1] > 0 and self.K[2, 2] == 1.0):
+            raise ValueError("K must have positive focal lengths and K[2, 2] = 1")
+        rot = self.world_to_camera[:3, :3]
+        if not np.allclose(rot @ rot.T, np.eye(3), atol=1e-4) or np.linalg.det(rot) < 0:
+            raise ValueError("world_to_camera must be rigid (a proper rotation and a translation)")
+        if not np.allclose(self.world_to_camera[3], [0, 0, 0, 1]):
+            raise ValueError("world_to_camera must have last row [0, 0, 0, 1]")
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         self.width, self.height = int(self.width), int(self.height)
@@ -189,6 +213,13 @@ class Scene:
     cameras: list[Camera] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        ids = [o.instance_id for o in self.objects]
+        if any(i < 2 for i in ids):
+            raise ValueError(f"object instance ids must be >= 2 (0 background, 1 floor), got {ids}")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"object instance ids must be unique, got {ids}")
+
     def to_dict(self) -> dict:
         return {
             "schema": SCENE_SCHEMA,
@@ -204,21 +235,25 @@ class Scene:
     @classmethod
     def load_json(cls, path: str | Path, load_meshes: bool = True) -> Scene:
         """Read a ``scene.json``; meshes are loaded from ``mesh_file`` paths relative to it."""
-        import trimesh
 
         path = Path(path)
         payload = read_json(path, SCENE_SCHEMA)
-        objects = []
-        for d in payload["objects"]:
-            mesh = None
-            if load_meshes and d.get("mesh_file"):
-                mesh_path = path.parent / d["mesh_file"]
-                if not mesh_path.is_file():
-                    raise FileNotFoundError(f"{mesh_path}: mesh referenced by {path} not found")
-                mesh = trimesh.load(mesh_path, force="mesh", process=False)
-            objects.append(ObjectInstance.from_dict(d, mesh))
-        cameras = [Camera.from_dict(c) for c in payload.get("cameras", [])]
-        return cls(objects, cameras, payload.get("metadata", {}))
+        try:
+            objects = []
+            for k, d in enumerate(payload["objects"]):
+                mesh = None
+                if load_meshes and d.get("mesh_file"):
+                    mesh = _load_mesh(path.parent / d["mesh_file"], path)
+                try:
+                    objects.append(ObjectInstance.from_dict(d, mesh))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ValueError(f"objects[{k}]: {_describe(exc)}") from None
+            cameras = [Camera.from_dict(c) for c in payload.get("cameras", [])]
+            return cls(objects, cameras, payload.get("metadata", {}))
+        except FileNotFoundError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {_describe(exc)}") from None
 
     def to_trimesh_scene(self):
         """A ``trimesh.Scene`` with one named node per object (world frame, y up)."""

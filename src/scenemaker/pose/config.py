@@ -76,7 +76,12 @@ PRESETS = {
     # Width 240 with mlp_ratio 2 keeps the shipped fp16 weights under 20 MB (9.3M parameters).
     "cpu": TrainConfig(
         model=PoseDiTConfig(
-            width=240, depth=6, heads=4, mlp_ratio=2.0, geometry_tokens=8, num_points=64,
+            width=240,
+            depth=6,
+            heads=4,
+            mlp_ratio=2.0,
+            geometry_tokens=8,
+            num_points=64,
             num_canonical=128,
         ),
         batch_size=32,

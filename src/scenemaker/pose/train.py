@@ -236,3 +236,34 @@ def _append(path: Path, record: dict) -> None:
 
 def _jsonable(value):
     return json.loads(json.dumps(value, default=list))
+
+
+def ship_weights(run: str | Path, dest: str | Path, which: str = "best") -> dict:
+    """Copy a run's weights as fp16 safetensors + config into ``dest`` (the package's
+    ``pose/weights``), with ``TRAINING.json``: the run's settings and validation figures."""
+    from .estimator import load_pose_model
+
+    run, dest = Path(run), Path(dest)
+    source = run / which
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source}: no weights to ship (train first)")
+    model = load_pose_model(source)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "val_add_s" in r]
+    best = min(evals, key=lambda r: r["val_add_s"]) if evals else {}
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    provenance = {
+        "schema": "scenemaker.weights/1",
+        "source_run": str(run),
+        "checkpoint": which,
+        "train_config": json.loads((run / "train_config.json").read_text()),
+        "validation": best,
+        "steps_trained": max((r["step"] for r in log), default=0),
+    }
+    atomic_write_json(tmp / "TRAINING.json", provenance)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return provenance

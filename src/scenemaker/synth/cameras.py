@@ -22,13 +22,19 @@ class ViewConfig:
     are drawn more often (they give the strongest occlusion)."""
     distance_factor: tuple[float, float] = (0.65, 1.3)
     """Distance as a multiple of the one that just fits the scene's bounding sphere."""
-    min_visible_pixels: int = 20
-    """A view is kept only if every object shows at least this many pixels."""
+    min_visible_pixels: int | None = None
+    """A view is kept only if every object shows at least this many pixels; None: 20 px at
+    256x256, scaled with the image area (at least 4)."""
     occlusion_seeking: float = 0.5
     """Share of candidate views aimed along the line through two objects (one hides the
     other); the rest have a uniform azimuth."""
     max_candidates_per_view: int = 15
     """Candidates tried per kept view before the scene is re-drawn."""
+
+    def visible_threshold(self) -> int:
+        if self.min_visible_pixels is not None:
+            return self.min_visible_pixels
+        return max(4, round(20 * self.width * self.height / 256**2))
 
     def validate(self) -> None:
         if self.views < 1:

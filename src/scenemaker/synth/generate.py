@@ -1,9 +1,9 @@
-"""Dataset writer: scenes from an object source, rendered from many views, written to disk.
+"""Dataset generation driver: many scenes, resumable, on worker processes.
 
 Layout of the output folder (docs/DATA.md has the full format)::
 
     OUT/generate.json               settings of the run (a resumed run must match them)
-    OUT/manifest.json               dataset summary, written when a run finishes
+    OUT/manifest.json               dataset summary, rebuilt at the end of every run
     OUT/objects/<source>/<id>/      canonical mesh.ply + samples.npz (shared by scenes)
     OUT/scene_000000/scene.json     poses, cameras, labels, licences, per-view statistics
     OUT/scene_000000/views/         000_rgb.png 000_depth.png 000_instance.png ...
@@ -18,359 +18,59 @@ scenes that exist and removes stale temporary folders. Scene ``i`` depends only 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
+from ..io_utils import atomic_write_json, read_json
+from .settings import (
+    GENERATE_SCHEMA,
+    MANIFEST_SCHEMA,
+    SCENE_DIR,
+    GenerateConfig,
+    GenerationError,
+)
+from .sources import get_source
+from .writer import SceneWriter, summarize_scene
 
-from ..io_utils import atomic_write_bytes, atomic_write_json, read_json
-from ..scene import ObjectInstance, Scene
-from .cameras import ViewConfig, sample_camera
-from .images import depth_to_uint16, encode_png
-from .layout import LayoutConfig, sample_layout
-from .sources import SPLITS, MeshError, ObjectAsset, ObjectSource, get_source
-
-GENERATE_SCHEMA = "scenemaker.generate/1"
-MANIFEST_SCHEMA = "scenemaker.dataset/1"
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "all": 3}
-SCENE_DIR = re.compile(r"^scene_(\d{6})$")
-
-
-class GenerationError(RuntimeError):
-    """Settings or inputs with which no dataset can be generated."""
-
-
-@dataclass
-class GenerateConfig:
-    objects: str = "procedural"
-    """Object source: procedural | pybullet | objaverse | objaverse:DIR | a folder of meshes."""
-    split: str = "train"
-    """Which objects to use: train | val | test (disjoint by object) | all."""
-    seed: int = 0
-    layout: LayoutConfig = field(default_factory=LayoutConfig)
-    views: ViewConfig = field(default_factory=ViewConfig)
-    surface_samples: int = 20480
-    """Canonical surface samples (with normals) stored per object (the paper: 20,480)."""
-    max_partial_points: int = 2048
-    """Observed points stored per object and view (a random subset of its visible pixels)."""
-    max_size_ratio: float = 3.0
-    """Objects of one scene differ in plausible size by at most this factor."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GenerateConfig:
-        d = dict(d)
-        d["layout"] = LayoutConfig(**d.get("layout", {}))
-        views = dict(d.get("views", {}))
-        for key in ("fov_deg", "elevation_deg", "distance_factor"):
-            if key in views:
-                views[key] = tuple(views[key])
-        d["views"] = ViewConfig(**views)
-        return cls(**d)
-
-    def validate(self) -> None:
-        if self.split not in (*SPLITS, "all"):
-            raise GenerationError(f"split must be one of {(*SPLITS, 'all')}, got {self.split!r}")
-        self.layout.validate()
-        self.views.validate()
-
-
-def safe_name(object_id: str) -> str:
-    """A folder name for an object id (ids of folder sources are relative paths)."""
-    clean = re.sub(r"[^A-Za-z0-9_.-]+", "_", object_id).strip("._") or "object"
-    if clean != object_id:
-        clean = f"{clean[:60]}-{hashlib.sha1(object_id.encode()).hexdigest()[:8]}"
-    return clean
-
-
-class _Worker:
-    """Per-process state: the object source, an asset cache and the renderer."""
-
-    def __init__(self, config: GenerateConfig, out: Path):
-        from .render import SceneRenderer
-
-        self.config = config
-        self.out = out
-        self.source: ObjectSource = get_source(config.objects)
-        ids = self.source.all_ids() if config.split == "all" else self.source.ids(config.split)
-        if not ids:
-            raise GenerationError(
-                f"object source {config.objects!r} has no objects in split {config.split!r}"
-            )
-        self.ids = ids
-        self.cache: dict[str, ObjectAsset | None] = {}
-        self.skipped: dict[str, str] = {}
-        self.renderer = SceneRenderer(config.views.width, config.views.height)
-
-    def asset(self, object_id: str) -> ObjectAsset | None:
-        if object_id not in self.cache:
-            try:
-                asset = self.source.load(object_id)
-                self._write_object_files(asset)
-            except MeshError as exc:
-                warnings.warn(f"skipping mesh: {exc}", stacklevel=2)
-                self.skipped[object_id] = str(exc)
-                asset = None
-            self.cache[object_id] = asset
-        return self.cache[object_id]
-
-    def object_dir(self, asset: ObjectAsset) -> Path:
-        return self.out / "objects" / safe_name(asset.source) / safe_name(asset.object_id)
-
-    def _write_object_files(self, asset: ObjectAsset) -> None:
-        from ..geometry.sampling import sample_surface
-
-        folder = self.object_dir(asset)
-        if (folder / "samples.npz").exists() and (folder / "mesh.ply").exists():
-            return
-        seed = int.from_bytes(hashlib.sha1(asset.object_id.encode()).digest()[:4], "little")
-        points, normals = sample_surface(asset.mesh, self.config.surface_samples, seed=seed)
-        atomic_write_bytes(folder / "mesh.ply", asset.mesh.export(file_type="ply"))
-        atomic_write_bytes(
-            folder / "samples.npz",
-            _npz_bytes(points=points.astype(np.float16), normals=normals.astype(np.float16)),
-        )
-
-    def pick_assets(self, n: int, rng: np.random.Generator) -> list[ObjectAsset]:
-        """One main object, then others of compatible plausible size (no repeats)."""
-        chosen: list[ObjectAsset] = []
-        for _ in range(50 * n + 50):
-            if len(chosen) == n:
-                break
-            asset = self.asset(self.ids[int(rng.integers(len(self.ids)))])
-            if asset is None or any(a.object_id == asset.object_id for a in chosen):
-                continue
-            if chosen:
-                main_lo, main_hi = chosen[0].size_range
-                lo, hi = asset.size_range
-                if max(lo, main_lo) / min(hi, main_hi) > self.config.max_size_ratio:
-                    continue
-            chosen.append(asset)
-        if len(chosen) < n and len(self.skipped) >= len(self.ids):
-            raise GenerationError(f"no readable meshes in object source {self.config.objects!r}")
-        if len(chosen) < min(n, len(self.ids) - len(self.skipped)):
-            raise GenerationError(
-                f"could not pick {n} objects of compatible size from {self.config.objects!r}"
-            )
-        return chosen
-
-    def build_scene(self, index: int) -> dict:
-        cfg = self.config
-        rng = np.random.default_rng([cfg.seed, SPLIT_CODES[cfg.split], index])
-        for _attempt in range(10):
-            n = int(rng.integers(cfg.layout.min_objects, cfg.layout.max_objects + 1))
-            assets = self.pick_assets(n, rng)
-            if len(assets) < cfg.layout.min_objects:
-                raise GenerationError(
-                    f"object source {cfg.objects!r} split {cfg.split!r} has only {len(assets)} "
-                    f"usable objects; a scene needs at least {cfg.layout.min_objects}"
-                )
-            sizes = [float(rng.uniform(*a.size_range)) for a in assets]
-            extents = [np.asarray(a.mesh.extents, dtype=np.float64) for a in assets]
-            poses = sample_layout(extents, sizes, rng, cfg.layout)
-            result = self._render_views(index, assets, poses, rng)
-            if result is not None:
-                return result
-        raise GenerationError(
-            f"scene {index}: no layout gave {cfg.views.views} views with every object visible; "
-            "lower --views or the object count"
-        )
-
-    def _render_views(self, index, assets, poses, rng) -> dict | None:
-        from .render import RenderObject
-
-        cfg = self.config
-        objects, render_objects, world_vertices = [], [], []
-        for k, (asset, pose) in enumerate(zip(assets, poses, strict=True)):
-            color = asset.color or tuple(float(c) for c in _random_color(rng))
-            vertices = pose.apply(asset.mesh.vertices)
-            samples = pose.apply(asset.mesh.sample(512, seed=k))
-            world_vertices.append(vertices)
-            render_objects.append(RenderObject(vertices, asset.mesh.faces, k + 2, color, samples))
-            rel = os.path.relpath(self.object_dir(asset), self.out / f"scene_{index:06d}")
-            objects.append(
-                ObjectInstance(
-                    mesh=None,
-                    label=asset.label,
-                    pose=pose,
-                    instance_id=k + 2,
-                    object_id=asset.object_id,
-                    source=asset.source,
-                    licence=asset.licence,
-                    mesh_file=f"{rel}/mesh.ply",
-                    color=color,
-                )
-            )
-        light = (rng.uniform(-1, 1), rng.uniform(0.6, 1.5), rng.uniform(-1, 1))
-        floor = tuple(rng.uniform(0.35, 0.85) * rng.uniform(0.85, 1.0, 3))
-        background = tuple(rng.uniform(0.6, 0.95, 3))
-        self.renderer.set_scene(
-            render_objects, floor_color=floor, light_dir=light, background=background
-        )
-        allv = np.concatenate(world_vertices)
-        center = (allv.min(0) + allv.max(0)) / 2.0
-        radius = float(np.linalg.norm(allv - center, axis=1).max())
-
-        views, cameras = [], []
-        budget = cfg.views.views * cfg.views.max_candidates_per_view
-        for _ in range(budget):
-            if len(views) == cfg.views.views:
-                break
-            towards = None
-            if len(poses) > 1 and rng.uniform() < cfg.views.occlusion_seeking:
-                # the occluder is the taller of two objects: it can hide the other
-                a, b = rng.choice(len(poses), 2, replace=False)
-                occluder, hidden = (a, b) if poses[a].t[1] >= poses[b].t[1] else (b, a)
-                towards = (poses[occluder].t - poses[hidden].t)[[0, 2]]
-            camera = sample_camera(center, radius, rng, cfg.views, towards)
-            view = self.renderer.render(camera)
-            if (view.visible_pixels < cfg.views.min_visible_pixels).any():
-                continue
-            views.append(view)
-            cameras.append(camera)
-        if len(views) < cfg.views.views:
-            return None
-        return self._write_scene(index, objects, cameras, views, rng)
-
-    def _write_scene(self, index, objects, cameras, views, rng) -> dict:
-        cfg = self.config
-        final = self.out / f"scene_{index:06d}"
-        tmp = self.out / f".tmp_scene_{index:06d}_{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "views").mkdir(parents=True)
-        view_records, amodal_packed, points = [], [], {}
-        for v, (camera, view) in enumerate(zip(cameras, views, strict=True)):
-            (tmp / "views" / f"{v:03d}_rgb.png").write_bytes(encode_png(view.rgb))
-            (tmp / "views" / f"{v:03d}_depth.png").write_bytes(
-                encode_png(depth_to_uint16(view.depth))
-            )
-            (tmp / "views" / f"{v:03d}_instance.png").write_bytes(encode_png(view.instance))
-            amodal_packed.append(np.packbits(view.amodal.reshape(len(objects), -1), axis=1))
-            per_object = []
-            for k, obj in enumerate(objects):
-                mask = view.instance == obj.instance_id
-                pts = _observed_points(view.depth, camera.K, mask, cfg.max_partial_points, rng)
-                points[f"v{v:03d}_i{obj.instance_id:03d}"] = pts.astype(np.float16)
-                per_object.append(
-                    {
-                        "instance_id": obj.instance_id,
-                        "visible_pixels": int(view.visible_pixels[k]),
-                        "amodal_pixels": int(view.amodal_pixels[k]),
-                        "visible_fraction": round(float(view.visible_fraction[k]), 5),
-                        "occlusion": round(float(1.0 - view.visible_fraction[k]), 5),
-                        "truncation": round(float(view.truncation[k]), 5),
-                        "bbox_xyxy": _mask_bbox(mask),
-                    }
-                )
-            view_records.append(
-                {
-                    "index": v,
-                    "camera": camera.to_dict(),
-                    "rgb": f"views/{v:03d}_rgb.png",
-                    "depth": f"views/{v:03d}_depth.png",
-                    "instance": f"views/{v:03d}_instance.png",
-                    "objects": per_object,
-                }
-            )
-        h, w = cfg.views.height, cfg.views.width
-        (tmp / "amodal.npz").write_bytes(
-            _npz_bytes(
-                packed=np.stack(amodal_packed),
-                shape=np.array([len(views), len(objects), h, w]),
-                instance_ids=np.array([o.instance_id for o in objects]),
-            )
-        )
-        (tmp / "points.npz").write_bytes(_npz_bytes(**points))
-        scene = Scene(
-            objects,
-            cameras,
-            metadata={
-                "scene_id": f"scene_{index:06d}",
-                "index": index,
-                "seed": cfg.seed,
-                "split": cfg.split,
-                "object_source": cfg.objects,
-            },
-        )
-        payload = scene.to_dict()
-        payload["views"] = view_records
-        atomic_write_json(tmp / "scene.json", payload)  # last file: marks the scene complete
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another worker finished the same scene first
-            shutil.rmtree(tmp, ignore_errors=True)
-        return summarize_scene(payload)
-
-
-def _random_color(rng: np.random.Generator) -> np.ndarray:
-    import colorsys
-
-    return np.array(
-        colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.3, 0.9), rng.uniform(0.4, 0.95))
-    )
-
-
-def _observed_points(depth, K, mask, max_points, rng) -> np.ndarray:
-    from .images import backproject
-
-    pts = backproject(depth, K, mask)
-    if len(pts) > max_points:
-        pts = pts[np.sort(rng.choice(len(pts), max_points, replace=False))]
-    return pts
-
-
-def _mask_bbox(mask: np.ndarray) -> list[int]:
-    rows, cols = np.nonzero(mask)
-    if len(rows) == 0:
-        return [0, 0, 0, 0]
-    return [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1]
-
-
-def _npz_bytes(**arrays) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def summarize_scene(payload: dict) -> dict:
-    """Compact per-scene record for the manifest."""
-    vis = [o["visible_fraction"] for v in payload["views"] for o in v["objects"]]
-    return {
-        "scene_id": payload["metadata"]["scene_id"],
-        "objects": len(payload["objects"]),
-        "views": len(payload["views"]),
-        "labels": [o["label"] for o in payload["objects"]],
-        "object_ids": [f"{o['source']}/{o['object_id']}" for o in payload["objects"]],
-        "licences": sorted({o["licence"] for o in payload["objects"]}),
-        "mean_visible_fraction": round(float(np.mean(vis)), 4) if vis else None,
-    }
+__all__ = ["GenerateConfig", "GenerationError", "generate_dataset", "write_manifest"]
 
 
 # -- process-pool plumbing -------------------------------------------------------------------
 
-_WORKER: _Worker | None = None
+_WRITER: SceneWriter | None = None
 
 
 def _init_worker(config_dict: dict, out: str, quiet: bool = False) -> None:
-    global _WORKER
+    global _WRITER
     if quiet:  # worker processes: the parent reports skipped meshes once, in its summary
         warnings.simplefilter("ignore")
-    _WORKER = _Worker(GenerateConfig.from_dict(config_dict), Path(out))
+        import signal
+
+        # Ctrl-C goes to the whole process group: the parent decides, workers finish their
+        # scene; and a worker dies with its parent instead of lingering (Linux)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with_parent()
+    _WRITER = SceneWriter(GenerateConfig.from_dict(config_dict), Path(out))
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def _run_scene(index: int) -> tuple[int, dict, dict]:
-    assert _WORKER is not None
-    summary = _WORKER.build_scene(index)
-    return index, summary, dict(_WORKER.skipped)
+    assert _WRITER is not None
+    summary = _WRITER.build_scene(index)
+    return index, summary, dict(_WRITER.skipped)
 
 
 def _existing_scenes(out: Path) -> dict[int, Path]:
@@ -420,11 +120,10 @@ def generate_dataset(
     """Generate (or resume) ``scenes`` scenes into ``out``; returns the run's summary.
 
     Scenes already complete in ``out`` are kept as they are. Raises GenerationError (or
-    FileNotFoundError for a missing objects folder) with a one-line message on bad settings.
+    FileNotFoundError for a missing objects folder) with a one-line message on bad settings;
+    a run that fails before writing any scene leaves no output folder behind.
     """
     import time
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
 
     from tqdm.auto import tqdm
 
@@ -442,6 +141,7 @@ def generate_dataset(
             f"object source {config.objects!r} has {len(pool)} objects in split "
             f"{config.split!r}; a scene needs at least {config.layout.min_objects} (try --split all)"
         )
+    created = not out.exists()
     prepare_output(out, config)
     done = _existing_scenes(out)
     todo = [i for i in range(scenes) if i not in done]
@@ -451,34 +151,26 @@ def generate_dataset(
         total=scenes, initial=scenes - len(todo), desc="scenes", unit="scene", disable=not progress
     )
     written = 0
+
+    def finished(result) -> None:
+        nonlocal written
+        skipped.update(result[2])
+        written += 1
+        bar.update(1)
+
     try:
         if workers == 1 or len(todo) <= 1:
             _init_worker(config.to_dict(), str(out))
             for index in todo:
-                _, _, worker_skipped = _run_scene(index)
-                skipped.update(worker_skipped)
-                written += 1
-                bar.update(1)
+                finished(_run_scene(index))
         else:
-            # not fork: a parent that rendered holds an EGL context (and llvmpipe threads) that a
-            # forked child cannot use
-            ctx = get_context("spawn")
-            with ProcessPoolExecutor(
-                workers,
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(config.to_dict(), str(out), True),
-            ) as executor:
-                futures = [executor.submit(_run_scene, i) for i in todo]
-                try:
-                    for future in as_completed(futures):
-                        _, _, worker_skipped = future.result()
-                        skipped.update(worker_skipped)
-                        written += 1
-                        bar.update(1)
-                except BaseException:
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    raise
+            _run_pool(todo, config, out, workers, finished)
+    except BaseException:
+        if created and not _existing_scenes(out):
+            shutil.rmtree(out, ignore_errors=True)  # nothing useful was made: leave nothing
+        elif out.exists():
+            write_manifest(out, config, skipped)
+        raise
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
@@ -490,6 +182,38 @@ def generate_dataset(
         "views_per_second": round(written * config.views.views / elapsed, 2) if written else None,
     }
     return manifest
+
+
+def _run_pool(todo: list[int], config: GenerateConfig, out: Path, workers: int, finished) -> None:
+    """Run scenes on worker processes, at most 2 per worker in flight, so that an
+    interruption or an error stops the run within about one scene's time."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    # not fork: a parent that rendered holds an EGL context (and llvmpipe threads) that a
+    # forked child cannot use
+    executor = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(config.to_dict(), str(out), True),
+    )
+    pending = iter(todo)
+    running = set()
+    try:
+        while True:
+            while len(running) < 2 * workers:
+                index = next(pending, None)
+                if index is None:
+                    break
+                running.add(executor.submit(_run_scene, index))
+            if not running:
+                break
+            complete, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in complete:
+                finished(future.result())
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def write_manifest(out: Path, config: GenerateConfig, skipped: dict[str, str]) -> dict:

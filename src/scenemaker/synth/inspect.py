@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import read_json
+from ..scene import SCENE_SCHEMA
 
 OCCLUSION_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
 
@@ -16,11 +17,18 @@ def load_scene_payloads(root: Path) -> list[tuple[Path, dict]]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
-    scenes = [
-        (p, read_json(p / "scene.json", "scenemaker.scene/1"))
-        for p in sorted(root.glob("scene_*"))
-        if (p / "scene.json").is_file()
-    ]
+    scenes = []
+    for p in sorted(root.glob("scene_*")):
+        if not (p / "scene.json").is_file():
+            continue
+        payload = read_json(p / "scene.json", SCENE_SCHEMA)
+        for key in ("objects", "views"):
+            if not isinstance(payload.get(key), list):
+                raise ValueError(f"{p / 'scene.json'}: missing or malformed {key!r} list")
+        for v in payload["views"]:
+            if not {"rgb", "instance", "objects", "index"} <= set(v):
+                raise ValueError(f"{p / 'scene.json'}: a view lacks rgb/instance/objects/index")
+        scenes.append((p, payload))
     if not scenes:
         raise FileNotFoundError(f"{root}: no scenes (scene_*/scene.json) in this folder")
     return scenes
@@ -97,6 +105,8 @@ def contact_sheet(
                 break
         if len(tiles) >= max_tiles:
             break
+    if not tiles:
+        raise ValueError("no views to draw in the contact sheet")
     h, w = tiles[0].shape[:2]
     rows = (len(tiles) + columns - 1) // columns
     sheet = np.full((rows * h, min(columns, len(tiles)) * w, 3), 255, np.uint8)

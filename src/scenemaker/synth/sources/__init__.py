@@ -27,6 +27,8 @@ def get_source(spec: str) -> ObjectSource:
         from .objaverse_source import ObjaverseSource
 
         local = spec.split(":", 1)[1] if ":" in spec else None
+        if local is not None and not local.strip():
+            raise ValueError("objaverse:DIR needs a folder after the colon")
         return ObjaverseSource(local_dir=local)
     path = Path(spec)
     if not path.exists():

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libgl1)
+SYSTEM_PACKAGES=(python3-venv libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libgl1)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -19,6 +19,10 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# TORCH_SPEC lets GPU users choose a CUDA build (see README); CPU by default.
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]" ${EXTRA_PIP_ARGS:-}
+# constraints.txt pins torch 2.13.0. Which build pip picks is up to its index: set
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for the small CPU build on a machine
+# without a local wheel (PyPI's default build of torch bundles CUDA); see README "GPU users".
+extra=()
+[ -n "${TORCH_INDEX_URL:-}" ] && extra+=(--extra-index-url "$TORCH_INDEX_URL")
+.venv/bin/python -m pip install -q -c constraints.txt "${extra[@]}" -e ".[dev]"
 .venv/bin/python -c "import scenemaker" && echo "SceneMaker is set up in .venv/"

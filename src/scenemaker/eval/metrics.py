@@ -16,25 +16,16 @@ from scipy.spatial import cKDTree
 from scenemaker.geometry.icp import icp
 from scenemaker.geometry.rotations import geodesic_angle
 
+from ..geometry.validation import as_points
+
 NORMALIZED_HALF_EXTENT = 0.95
 """Scenes (and objects, for CD-O / F-O) are scaled to fit [-0.95, 0.95]^3."""
-
-
-def _points(name: str, value) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (N, 3), got {arr.shape}")
-    if len(arr) == 0:
-        raise ValueError(f"{name} must hold at least one point")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 def _point_list(name: str, value) -> list[np.ndarray]:
     if isinstance(value, np.ndarray) and value.ndim == 2:
         raise ValueError(f"{name} must be a list of (N, 3) arrays, got a single array")
-    items = [_points(f"{name}[{i}]", p) for i, p in enumerate(value)]
+    items = [as_points(f"{name}[{i}]", p) for i, p in enumerate(value)]
     if not items:
         raise ValueError(f"{name} must hold at least one object")
     return items
@@ -89,7 +80,7 @@ def chamfer_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     ``CD(A, B) = mean_{a in A} min_{b in B} ||a - b||^2 + mean_{b in B} min_{a in A} ||b - a||^2``
     """
-    return _chamfer(*_nn_distances(_points("a", a), _points("b", b)))
+    return _chamfer(*_nn_distances(as_points("a", a), as_points("b", b)))
 
 
 def f_score(a: np.ndarray, b: np.ndarray, threshold: float = 0.1) -> float:
@@ -101,7 +92,7 @@ def f_score(a: np.ndarray, b: np.ndarray, threshold: float = 0.1) -> float:
     """
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
-    return _f_score(*_nn_distances(_points("a", a), _points("b", b)), float(threshold))
+    return _f_score(*_nn_distances(as_points("a", a), as_points("b", b)), float(threshold))
 
 
 # ----------------------------------------------------------------------------- boxes
@@ -109,7 +100,7 @@ def f_score(a: np.ndarray, b: np.ndarray, threshold: float = 0.1) -> float:
 
 def aabb(points: np.ndarray) -> np.ndarray:
     """Axis-aligned box of (N, 3) points as a (2, 3) array ``[min, max]``."""
-    points = _points("points", points)
+    points = as_points("points", points)
     return np.stack([points.min(0), points.max(0)])
 
 
@@ -268,7 +259,7 @@ def add_s(canonical_points: np.ndarray, pose_pred, pose_gt) -> float:
     over the canonical points x: ``ADD-S = mean_{p in X_gt} min_{q in X_pred} ||p - q|| / s_gt``.
     Poses that differ by a symmetry of the object score ~0.
     """
-    points = _points("canonical_points", canonical_points)
+    points = as_points("canonical_points", canonical_points)
     r_p, t_p, s_p = _pose("pose_pred", pose_pred)
     r_g, t_g, s_g = _pose("pose_gt", pose_gt)
     posed_pred = points @ (r_p * (s_p / 2.0)).T + t_p

@@ -33,9 +33,3 @@ def convex_polygons_overlap(a: np.ndarray, b: np.ndarray, margin: float = 0.0) -
         if (gap > margin).any():
             return False
     return True
-
-
-def aabb_of(points: np.ndarray) -> np.ndarray:
-    """(2, 3) axis-aligned box [min, max] of (N, 3) points."""
-    points = np.asarray(points, dtype=np.float64)
-    return np.stack([points.min(0), points.max(0)])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .validation import as_points
+
 
 @dataclass(frozen=True)
 class IcpResult:
@@ -29,18 +31,6 @@ class IcpResult:
     inlier_fraction: float
     """Share of source points that had a target point within ``max_distance`` at the end
     (1.0 when no distance limit is set)."""
-
-
-def _points(name: str, value, min_count: int = 1) -> np.ndarray:
-    """Validate an (N, 3) finite point array at the public boundary."""
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (N, 3), got {arr.shape}")
-    if len(arr) < min_count:
-        raise ValueError(f"{name} must hold at least {min_count} point(s), got {len(arr)}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = False) -> np.ndarray:
@@ -65,8 +55,8 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = False) -> np.nd
         ValueError: bad shapes, NaN, empty input, mismatched counts, or (with scale) a source
         set with no spread.
     """
-    src = _points("src", src)
-    dst = _points("dst", dst)
+    src = as_points("src", src)
+    dst = as_points("dst", dst)
     if src.shape != dst.shape:
         raise ValueError(f"src and dst must have the same shape, got {src.shape} and {dst.shape}")
     mu_src, mu_dst = src.mean(0), dst.mean(0)
@@ -128,8 +118,8 @@ def icp(
         ValueError: bad shapes, NaN, empty point sets, ``iterations < 1``, a non-finite or
         wrongly shaped ``init``, or a non-positive ``max_distance``.
     """
-    source = _points("source", source)
-    target = _points("target", target)
+    source = as_points("source", source)
+    target = as_points("target", target)
     if int(iterations) < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     if max_distance is not None and not max_distance > 0:

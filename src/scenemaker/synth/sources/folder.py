@@ -22,6 +22,20 @@ def load_mesh_file(path: Path, name: str | None = None):
     return validate_mesh(loaded, name)
 
 
+def load_canonical_mesh(path: Path, z_up: bool = False):
+    """Read, validate and canonicalise a mesh file; MeshError naming the file on failure."""
+    from ...geometry.canonical import Z_UP_TO_Y_UP
+
+    mesh = load_mesh_file(path)
+    if z_up:
+        mesh.apply_transform(Z_UP_TO_Y_UP)
+    try:
+        mesh, _ = canonicalize_mesh(mesh)
+    except ValueError as exc:
+        raise MeshError(f"{path}: {exc}") from None
+    return mesh
+
+
 class FolderSource(ObjectSource):
     """Meshes in a folder; ids are paths relative to it; label from the parent folder name
     when the file is in a sub-folder, else ``"object"``."""
@@ -58,16 +72,8 @@ class FolderSource(ObjectSource):
         return parent.replace("_", " ") if parent else "object"
 
     def load(self, object_id: str) -> ObjectAsset:
-        from ...geometry.canonical import Z_UP_TO_Y_UP
-
         path = self.root / object_id
-        mesh = load_mesh_file(path)
-        if self.z_up:
-            mesh.apply_transform(Z_UP_TO_Y_UP)
-        try:
-            mesh, _ = canonicalize_mesh(mesh)
-        except ValueError as exc:
-            raise MeshError(f"{path}: {exc}") from None
+        mesh = load_canonical_mesh(path, self.z_up)
         return ObjectAsset(
             object_id=object_id,
             label=self.label_of(object_id),

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...geometry.canonical import canonicalize_mesh
-from .base import MeshError, ObjectAsset, ObjectSource
-from .folder import FolderSource, load_mesh_file
+from .base import ObjectAsset, ObjectSource
+from .folder import FolderSource, load_canonical_mesh
 
 
 class ObjaverseSource(ObjectSource):
@@ -23,8 +22,14 @@ class ObjaverseSource(ObjectSource):
         self._paths: dict[str, Path] = {}
         if local_dir is not None:
             folder = FolderSource(local_dir, name=self.name, licence=self.licence)
-            self._paths = {Path(i).stem: folder.root / i for i in folder.all_ids()}
-            self._labels = {Path(i).stem: folder.label_of(i) for i in folder.all_ids()}
+            stems = [Path(i).stem for i in folder.all_ids()]
+            # ids are UIDs (file stems) unless two files share a stem: then relative paths
+            unique = len(set(stems)) == len(stems)
+            ids = stems if unique else folder.all_ids()
+            self._paths = {k: folder.root / i for k, i in zip(ids, folder.all_ids(), strict=True)}
+            self._labels = {
+                k: folder.label_of(i) for k, i in zip(ids, folder.all_ids(), strict=True)
+            }
             return
         try:
             import objaverse
@@ -58,11 +63,7 @@ class ObjaverseSource(ObjectSource):
         if object_id not in self._labels:
             raise KeyError(f"unknown objaverse object {object_id!r}")
         path = self._path(object_id)
-        mesh = load_mesh_file(path)
-        try:
-            mesh, _ = canonicalize_mesh(mesh)
-        except ValueError as exc:
-            raise MeshError(f"{path}: {exc}") from None
+        mesh = load_canonical_mesh(path)
         annotation = self._annotations.get(object_id, {})
         return ObjectAsset(
             object_id=object_id,

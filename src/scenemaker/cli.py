@@ -118,6 +118,23 @@ def cmd_ship_pose(args) -> int:
     return 0
 
 
+def cmd_eval_pose(args) -> int:
+    from .eval.pose_benchmark import build_methods, evaluate_scenes, format_table, summarize
+    from .io_utils import atomic_write_json
+
+    if args.out.exists() and not args.out.is_dir():
+        raise CliError(f"{args.out}: output path is a file, expected a folder")
+    methods = build_methods(
+        [m.strip() for m in args.methods.split(",") if m.strip()], args.weights, args.steps
+    )
+    records = evaluate_scenes(args.data, methods, max_scenes=args.max_scenes)
+    summary = summarize(records)
+    atomic_write_json(args.out / "metrics.json", summary)
+    print(format_table(summary))
+    print(f"wrote {args.out / 'metrics.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scenemaker", description="SceneMaker: open-set 3D scenes from one image."
@@ -136,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ship.add_argument("--checkpoint", default="best", choices=["best", "checkpoint"])
     ship.set_defaults(func=cmd_ship_pose)
+    evaluate = sub.add_parser("eval", help="benchmarks").add_subparsers(dest="eval_command")
+    ev = evaluate.add_parser("pose", help="pose estimators on held-out scenes")
+    ev.add_argument("--data", nargs="+", required=True, type=Path, help="test scene folders")
+    ev.add_argument(
+        "--methods",
+        default="dit,dit_icp,box_fit,oracle",
+        help="comma-separated: dit, dit_icp, box_fit, oracle",
+    )
+    ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
+    ev.add_argument("--steps", type=int, default=10, help="sampling steps of the DiT")
+    ev.add_argument("--max-scenes", type=int, default=None)
+    ev.add_argument("--out", type=Path, required=True, help="writes OUT/metrics.json")
+    ev.set_defaults(func=cmd_eval_pose)
     demo = sub.add_parser("demo", help="run the main job on the embedded defaults")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--scenes", type=int, default=6)
@@ -266,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not hasattr(args, "func"):
         # a group without its subcommand prints that group's help
-        sub = {"data": "data", "train": "train"}.get(getattr(args, "command", None))
+        sub = {"data": "data", "train": "train", "eval": "eval"}.get(getattr(args, "command", None))
         if sub:
             parser.parse_args([sub, "--help"])
         parser.print_help()

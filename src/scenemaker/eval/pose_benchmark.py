@@ -1,0 +1,237 @@
+"""Pose-estimation benchmark: every method through the same ``PoseEstimator`` interface on
+held-out scenes, the scene protocol's metrics plus pose errors, bootstrap intervals and
+breakdowns by occlusion and object count.
+
+Per evaluated view: the observation is the view's depth, intrinsics and visible instance
+masks; the canonical meshes are the ground-truth ones (or perturbed copies); predictions and
+ground truth are compared in the camera frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..scene import Pose
+
+METRICS = (
+    "iou_b",
+    "cd_s",
+    "f_score_s",
+    "cd_o",
+    "f_score_o",
+    "rot_err_deg",
+    "add_s",
+    "trans_err",
+    "size_err",
+    "seconds_per_scene",
+)
+OCCLUSION_BINS = {
+    "visible<0.5": (0.0, 0.5),
+    "visible0.5-0.8": (0.5, 0.8),
+    "visible>0.8": (0.8, 1.01),
+}
+
+
+@dataclass
+class SceneRecord:
+    method: str
+    scene: str
+    n_objects: int
+    seconds: float
+    scene_metrics: dict
+    objects: list[dict] = field(default_factory=list)  # per object: errors + visible fraction
+
+
+def camera_frame_pose(pose: Pose, world_to_camera: np.ndarray) -> Pose:
+    R = world_to_camera[:3, :3]
+    return Pose(R @ pose.R, R @ pose.t + world_to_camera[:3, 3], pose.s)
+
+
+def compensate_pose(pose: Pose, T: np.ndarray) -> Pose:
+    """The pose that places a mesh whose canonical frame was changed by the similarity ``T``
+    (q' = T q) exactly where ``pose`` placed the original: p = R (s/2 q) + t."""
+    A = T[:3, :3]
+    scale = float(np.cbrt(abs(np.linalg.det(A))))
+    rotation = A / scale
+    new_R = pose.R @ rotation.T
+    new_t = pose.t - (pose.s / 2) / scale * (new_R @ T[:3, 3])
+    return Pose(new_R, new_t, pose.s / scale)
+
+
+def build_methods(names: list[str], weights=None, steps: int = 10, seed: int = 0) -> dict:
+    from ..pose.baselines import BoxFitEstimator, DiTIcpEstimator, OracleEstimator
+    from ..pose.estimator import DiTPoseEstimator
+
+    methods = {}
+    for name in names:
+        if name == "dit":
+            methods[name] = DiTPoseEstimator(weights, steps=steps, seed=seed)
+        elif name == "dit_icp":
+            methods[name] = DiTIcpEstimator(DiTPoseEstimator(weights, steps=steps, seed=seed))
+        elif name == "box_fit":
+            methods[name] = BoxFitEstimator(seed=seed)
+        elif name == "oracle":
+            methods[name] = OracleEstimator()
+        else:
+            raise ValueError(f"unknown method {name!r}; choose from dit, dit_icp, box_fit, oracle")
+    return methods
+
+
+def evaluate_scenes(
+    roots: list[str | Path],
+    methods: dict,
+    max_scenes: int | None = None,
+    view_index: int = 0,
+    samples_per_object: int = 4096,
+    perturb=None,
+    progress: bool = True,
+) -> list[SceneRecord]:
+    """Run every method on one view of each scene; ``perturb(mesh, rng) -> (mesh, T)`` may
+    replace each canonical mesh by a perturbed, re-canonicalised copy (T maps the original
+    canonical frame into the new one; the ground truth follows)."""
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from ..eval.metrics import add_s, rotation_error_deg, scene_metrics
+    from ..geometry.sampling import sample_surface
+    from ..pose.estimator import Observation
+    from ..synth.dataset import list_scenes
+
+    scenes = [s for root in roots for s in list_scenes(root)]
+    if not scenes:
+        raise FileNotFoundError(f"no scenes in {', '.join(map(str, roots))}")
+    scenes = scenes[:max_scenes] if max_scenes else scenes
+    records: list[SceneRecord] = []
+    for k, scene in enumerate(tqdm(scenes, desc="evaluating", unit="scene", disable=not progress)):
+        view = scene.view(min(view_index, scene.num_views - 1))
+        objects = scene.scene.objects
+        w2c = view.camera.world_to_camera
+        stats = {o["instance_id"]: o for o in view.objects}
+        rng = np.random.default_rng(k)
+        meshes, gt = [], []
+        for obj in objects:
+            mesh, pose = obj.mesh, obj.pose
+            if perturb is not None:
+                mesh, T = perturb(mesh, rng)
+                pose = compensate_pose(pose, T)
+            meshes.append(mesh)
+            gt.append(camera_frame_pose(pose, w2c))
+        masks = [view.instance == o.instance_id for o in objects]
+        observation = Observation(view.depth, view.camera.K, masks)
+        canon = [sample_surface(m, samples_per_object, seed=j)[0] for j, m in enumerate(meshes)]
+        for name, method in methods.items():
+            if hasattr(method, "set_ground_truth"):
+                method.set_ground_truth(gt)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = method.estimate(observation, meshes)
+            seconds = time.perf_counter() - start
+            keep = [j for j, p in enumerate(result.poses) if p is not None]
+            if len(keep) == 0:
+                continue
+            pred_pts = [result.poses[j].apply(canon[j]) for j in keep]
+            gt_pts = [gt[j].apply(canon[j]) for j in keep]
+            sm = scene_metrics(
+                pred_pts,
+                gt_pts,
+                pred_poses=[
+                    (result.poses[j].R, result.poses[j].t, result.poses[j].s) for j in keep
+                ],
+                gt_poses=[(gt[j].R, gt[j].t, gt[j].s) for j in keep],
+            )
+            allg = np.concatenate(gt_pts)
+            diagonal = float(np.linalg.norm(allg.max(0) - allg.min(0)))
+            per_object = []
+            for j in keep:
+                p, g = result.poses[j], gt[j]
+                per_object.append(
+                    {
+                        "rot_err_deg": float(rotation_error_deg(p.R, g.R)),
+                        "add_s": add_s(canon[j][:1024], (p.R, p.t, p.s), (g.R, g.t, g.s)),
+                        "trans_err": float(np.linalg.norm(p.t - g.t) / diagonal),
+                        "size_err": float(abs(p.s / g.s - 1.0)),
+                        "visible_fraction": float(
+                            stats[objects[j].instance_id]["visible_fraction"]
+                        ),
+                    }
+                )
+            records.append(
+                SceneRecord(name, scene.folder.name, len(objects), seconds, sm, per_object)
+            )
+    return records
+
+
+def _bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 1000) -> list[float]:
+    if len(values) < 2:
+        return [float("nan"), float("nan")]
+    means = rng.choice(values, (n, len(values)), replace=True).mean(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
+    """{method: {metric: mean, metric_ci95: [lo, hi], by_occlusion: ..., by_objects: ...}}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for method in dict.fromkeys(r.method for r in records):
+        rs = [r for r in records if r.method == method]
+        per_scene = {m: [] for m in METRICS}
+        for r in rs:
+            for m in ("iou_b", "cd_s", "f_score_s", "cd_o", "f_score_o"):
+                per_scene[m].append(r.scene_metrics[m])
+            for m in ("rot_err_deg", "add_s", "trans_err", "size_err"):
+                per_scene[m].append(np.mean([o[m] for o in r.objects]))
+            per_scene["seconds_per_scene"].append(r.seconds)
+        summary = {"scenes": len(rs)}
+        for m, values in per_scene.items():
+            arr = np.asarray(values, dtype=np.float64)
+            summary[m] = float(arr.mean())
+            summary[f"{m}_ci95"] = _bootstrap(arr, rng)
+        objects = [o for r in rs for o in r.objects]
+        summary["by_occlusion"] = {}
+        for name, (lo, hi) in OCCLUSION_BINS.items():
+            sel = [o for o in objects if lo <= o["visible_fraction"] < hi]
+            summary["by_occlusion"][name] = {
+                "objects": len(sel),
+                **{
+                    m: float(np.mean([o[m] for o in sel])) if sel else None
+                    for m in ("rot_err_deg", "add_s", "trans_err", "size_err")
+                },
+            }
+        summary["by_objects"] = {}
+        for n in sorted({r.n_objects for r in rs}):
+            sel = [r for r in rs if r.n_objects == n]
+            summary["by_objects"][str(n)] = {
+                "scenes": len(sel),
+                "iou_b": float(np.mean([r.scene_metrics["iou_b"] for r in sel])),
+                "add_s": float(np.mean([np.mean([o["add_s"] for o in r.objects]) for r in sel])),
+            }
+        out[method] = summary
+    return out
+
+
+def format_table(summary: dict) -> str:
+    cols = (
+        "iou_b",
+        "cd_s",
+        "f_score_s",
+        "cd_o",
+        "rot_err_deg",
+        "add_s",
+        "trans_err",
+        "size_err",
+        "seconds_per_scene",
+    )
+    lines = ["| method | scenes | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for method, s in summary.items():
+        cells = []
+        for c in cols:
+            lo, hi = s[f"{c}_ci95"]
+            cells.append(f"{s[c]:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{s[c]:.3f}")
+        lines.append(f"| {method} | {s['scenes']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

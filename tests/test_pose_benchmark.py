@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pytest
+
+from scenemaker.cli import main
+from scenemaker.eval.pose_benchmark import build_methods, evaluate_scenes, summarize
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from scenemaker.synth.cameras import ViewConfig
+    from scenemaker.synth.generate import GenerateConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("bench") / "scenes"
+    cfg = GenerateConfig(
+        objects="procedural",
+        split="test",
+        surface_samples=4096,
+        views=ViewConfig(views=2, width=128, height=128),
+    )
+    generate_dataset(root, 3, cfg, progress=False)
+    return root
+
+
+def test_oracle_is_perfect_and_box_fit_is_not(scenes):
+    methods = build_methods(["oracle", "box_fit"])
+    summary = summarize(evaluate_scenes([scenes], methods, samples_per_object=1024, progress=False))
+    oracle, box = summary["oracle"], summary["box_fit"]
+    assert oracle["iou_b"] == pytest.approx(1.0) and oracle["cd_s"] == pytest.approx(0.0)
+    assert oracle["rot_err_deg"] == pytest.approx(0.0, abs=1e-4)
+    assert oracle["add_s"] == pytest.approx(0.0, abs=1e-9)
+    assert 0.0 < box["iou_b"] < 1.0 and box["add_s"] > 0.01
+    assert box["scenes"] == 3 and len(box["iou_b_ci95"]) == 2
+    counted = sum(b["objects"] for b in box["by_occlusion"].values())
+    assert counted >= 6
+
+
+def test_pose_compensation_for_a_changed_canonical_frame(rng):
+    from scipy.spatial.transform import Rotation
+
+    from scenemaker.eval.pose_benchmark import compensate_pose
+    from scenemaker.scene import Pose
+
+    pose = Pose(Rotation.random(random_state=3).as_matrix(), rng.normal(size=3), 0.8)
+    T = np.eye(4)
+    T[:3, :3] = 0.6 * Rotation.random(random_state=4).as_matrix()
+    T[:3, 3] = rng.normal(size=3)
+    q = rng.normal(size=(50, 3))
+    q_new = q @ T[:3, :3].T + T[:3, 3]
+    np.testing.assert_allclose(compensate_pose(pose, T).apply(q_new), pose.apply(q), atol=1e-9)
+
+
+def test_eval_command_writes_metrics(scenes, tmp_path):
+    assert (
+        main(
+            [
+                "eval",
+                "pose",
+                "--data",
+                str(scenes),
+                "--methods",
+                "oracle,box_fit",
+                "--out",
+                str(tmp_path / "ev"),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    required = {
+        "iou_b",
+        "cd_s",
+        "f_score_s",
+        "cd_o",
+        "f_score_o",
+        "rot_err_deg",
+        "add_s",
+        "trans_err",
+        "size_err",
+        "seconds_per_scene",
+    }
+    assert required <= set(metrics["oracle"]) and "by_occlusion" in metrics["box_fit"]
+    assert (
+        main(
+            [
+                "eval",
+                "pose",
+                "--data",
+                str(scenes),
+                "--methods",
+                "nope",
+                "--out",
+                str(tmp_path / "ev2"),
+            ]
+        )
+        == 2
+    )

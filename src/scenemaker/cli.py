@@ -119,7 +119,13 @@ def cmd_ship_pose(args) -> int:
 
 
 def cmd_eval_pose(args) -> int:
-    from .eval.pose_benchmark import build_methods, evaluate_scenes, format_table, summarize
+    from .eval.pose_benchmark import (
+        build_methods,
+        evaluate_scenes,
+        format_table,
+        make_perturbation,
+        summarize,
+    )
     from .io_utils import atomic_write_json
 
     if args.out.exists() and not args.out.is_dir():
@@ -127,7 +133,9 @@ def cmd_eval_pose(args) -> int:
     methods = build_methods(
         [m.strip() for m in args.methods.split(",") if m.strip()], args.weights, args.steps
     )
-    records = evaluate_scenes(args.data, methods, max_scenes=args.max_scenes)
+    records = evaluate_scenes(
+        args.data, methods, max_scenes=args.max_scenes, perturb=make_perturbation(args.perturb)
+    )
     summary = summarize(records)
     atomic_write_json(args.out / "metrics.json", summary)
     print(format_table(summary))
@@ -164,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
     ev.add_argument("--steps", type=int, default=10, help="sampling steps of the DiT")
     ev.add_argument("--max-scenes", type=int, default=None)
+    ev.add_argument(
+        "--perturb",
+        default="none",
+        choices=["none", "level1", "level2", "instance"],
+        help="replace ground-truth meshes by perturbed ones (image-to-3D errors)",
+    )
     ev.add_argument("--out", type=Path, required=True, help="writes OUT/metrics.json")
     ev.set_defaults(func=cmd_eval_pose)
     demo = sub.add_parser("demo", help="run the main job on the embedded defaults")

@@ -62,6 +62,29 @@ def compensate_pose(pose: Pose, T: np.ndarray) -> Pose:
     return Pose(new_R, new_t, pose.s / scale)
 
 
+def make_perturbation(name: str):
+    """None | a ``perturb(mesh, rng, object_id, source_name) -> (mesh, T)`` for ``name``."""
+    from .perturb import other_instance, perturb_mesh
+
+    if name in ("none", None):
+        return None
+    if name in ("level1", "level2"):
+        level = int(name[-1])
+        return lambda mesh, rng, obj: perturb_mesh(mesh, rng, level)
+    if name == "instance":
+        from ..synth.sources import get_source
+
+        source = get_source("procedural")
+
+        def swap(mesh, rng, obj):
+            if obj.source != "procedural":
+                raise ValueError("--perturb instance needs procedural objects")
+            return other_instance(obj.object_id, source)
+
+        return swap
+    raise ValueError(f"unknown perturbation {name!r}")
+
+
 def build_methods(names: list[str], weights=None, steps: int = 10, seed: int = 0) -> dict:
     from ..pose.baselines import BoxFitEstimator, DiTIcpEstimator, OracleEstimator
     from ..pose.estimator import DiTPoseEstimator
@@ -90,7 +113,7 @@ def evaluate_scenes(
     perturb=None,
     progress: bool = True,
 ) -> list[SceneRecord]:
-    """Run every method on one view of each scene; ``perturb(mesh, rng) -> (mesh, T)`` may
+    """Run every method on one view of each scene; ``perturb(mesh, rng, obj) -> (mesh, T)`` may
     replace each canonical mesh by a perturbed, re-canonicalised copy (T maps the original
     canonical frame into the new one; the ground truth follows)."""
     import warnings
@@ -113,11 +136,15 @@ def evaluate_scenes(
         w2c = view.camera.world_to_camera
         stats = {o["instance_id"]: o for o in view.objects}
         rng = np.random.default_rng(k)
-        meshes, gt = [], []
-        for obj in objects:
+        meshes, gt, truth_pts, truth_poses = [], [], [], []
+        for j, obj in enumerate(objects):
             mesh, pose = obj.mesh, obj.pose
+            # the scene metrics compare against the true surface, whatever mesh is given
+            true_pose = camera_frame_pose(pose, w2c)
+            truth_poses.append(true_pose)
+            truth_pts.append(true_pose.apply(sample_surface(mesh, samples_per_object, seed=j)[0]))
             if perturb is not None:
-                mesh, T = perturb(mesh, rng)
+                mesh, T = perturb(mesh, rng, obj)
                 pose = compensate_pose(pose, T)
             meshes.append(mesh)
             gt.append(camera_frame_pose(pose, w2c))
@@ -136,14 +163,14 @@ def evaluate_scenes(
             if len(keep) == 0:
                 continue
             pred_pts = [result.poses[j].apply(canon[j]) for j in keep]
-            gt_pts = [gt[j].apply(canon[j]) for j in keep]
+            gt_pts = [truth_pts[j] for j in keep]
             sm = scene_metrics(
                 pred_pts,
                 gt_pts,
                 pred_poses=[
                     (result.poses[j].R, result.poses[j].t, result.poses[j].s) for j in keep
                 ],
-                gt_poses=[(gt[j].R, gt[j].t, gt[j].s) for j in keep],
+                gt_poses=[(truth_poses[j].R, truth_poses[j].t, truth_poses[j].s) for j in keep],
             )
             allg = np.concatenate(gt_pts)
             diagonal = float(np.linalg.norm(allg.max(0) - allg.min(0)))

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(python3-venv libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libgl1)
+SYSTEM_PACKAGES=(python3-venv libusb-1.0-0 libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libgl1)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -24,5 +24,5 @@ PYTHON=${PYTHON:-python3}
 # without a local wheel (PyPI's default build of torch bundles CUDA); see README "GPU users".
 extra=()
 [ -n "${TORCH_INDEX_URL:-}" ] && extra+=(--extra-index-url "$TORCH_INDEX_URL")
-.venv/bin/python -m pip install -q -c constraints.txt "${extra[@]}" -e ".[dev]"
+.venv/bin/python -m pip install -q -c constraints.txt "${extra[@]}" -e ".[dev,baselines]"
 .venv/bin/python -c "import scenemaker" && echo "SceneMaker is set up in .venv/"

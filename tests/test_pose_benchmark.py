@@ -137,3 +137,19 @@ def test_eval_with_perturbed_meshes_runs(scenes, tmp_path):
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     # perturbed shapes: the oracle pose is exact, but the shape measure now sees the errors
     assert metrics["oracle"]["cd_o"] > 0 and metrics["oracle"]["rot_err_deg"] < 1e-3
+
+
+def test_registration_baseline_is_deterministic_and_sane(scenes):
+    methods = build_methods(["registration"])
+    first = evaluate_scenes([scenes], methods, max_scenes=2, samples_per_object=512, progress=False)
+    again = evaluate_scenes(
+        [scenes],
+        build_methods(["registration"]),
+        max_scenes=2,
+        samples_per_object=512,
+        progress=False,
+    )
+    assert [r.scene_metrics for r in first] == [r.scene_metrics for r in again]
+    summary = summarize(first)["registration"]
+    assert np.isfinite(summary["add_s"]) and summary["add_s"] < 0.5
+    assert summary["iou_b"] > 0.1

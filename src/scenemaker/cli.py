@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--methods",
         default="dit,dit_icp,box_fit,oracle",
-        help="comma-separated: dit, dit_icp, box_fit, oracle",
+        help="comma-separated: dit, dit_icp, box_fit, registration, oracle",
     )
     ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
     ev.add_argument("--steps", type=int, default=10, help="sampling steps of the DiT")

@@ -97,10 +97,16 @@ def build_methods(names: list[str], weights=None, steps: int = 10, seed: int = 0
             methods[name] = DiTIcpEstimator(DiTPoseEstimator(weights, steps=steps, seed=seed))
         elif name == "box_fit":
             methods[name] = BoxFitEstimator(seed=seed)
+        elif name == "registration":
+            from ..pose.registration import RegistrationEstimator
+
+            methods[name] = RegistrationEstimator(seed=seed)
         elif name == "oracle":
             methods[name] = OracleEstimator()
         else:
-            raise ValueError(f"unknown method {name!r}; choose from dit, dit_icp, box_fit, oracle")
+            raise ValueError(
+                f"unknown method {name!r}; choose from dit, dit_icp, box_fit, registration, oracle"
+            )
     return methods
 
 

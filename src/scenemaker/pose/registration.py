@@ -59,6 +59,7 @@ class RegistrationEstimator:
         o3d = _open3d()
         reg = o3d.pipelines.registration
         o3d.utility.random.seed(self.seed)
+        o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
         start = time.perf_counter()
         sizes = self._box.estimate(observation, meshes).poses  # scale from the box extents
         prepared = prepare_objects(

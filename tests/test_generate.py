@@ -266,7 +266,15 @@ def test_ctrl_c_with_workers_stops_promptly(tmp_path):
         "2",
         "--quiet",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell that started the tests in the background leaves SIGINT ignored; a user's
+    # terminal does not: restore the default so Python installs its Ctrl-C handler
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("scene_*"))) < 3:
         time.sleep(0.05)

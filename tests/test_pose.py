@@ -92,10 +92,7 @@ def test_flow_loss_is_zero_for_the_true_velocity_and_weighted():
     class Oracle(torch.nn.Module):
         """Predicts the exact velocity eps - x0 (knows the noise through the sample)."""
 
-        def encode_conditions(self, batch, drop=None):
-            return {}
-
-        def forward(self, z, timestep, cond, mask):
+        def forward(self, z, timestep, conditions=None, object_mask=None, batch=None, drop=None):
             sigma = (timestep / 1000.0)[:, None, None]
             return (z - self.x0) / sigma  # z = (1-s) x0 + s eps  =>  v = (z - x0) / s
 
@@ -255,3 +252,36 @@ def test_yaw_compensation_identity():
     Y = yaw_matrix(np.pi / 2)
     p = np.array([0.2, -0.1, 0.7])
     np.testing.assert_allclose((R @ Y.T) @ (Y @ p), R @ p)
+
+
+def test_multi_process_training_with_torchrun(prepared, tmp_path):
+    """Two CPU processes (gloo), as on a multi-GPU machine: rank 0 prepares, all train."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, _ = prepared
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "scenemaker.cli",
+        "train",
+        "pose",
+        "--preset",
+        "tiny",
+        "--data",
+        str(root / "scenes"),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--max-steps",
+        "4",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    model = load_pose_model(tmp_path / "ddp" / "checkpoint")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    log = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4

@@ -100,10 +100,17 @@ def cmd_train_pose(args) -> int:
         config = replace(config, model=replace(config.model, attention=args.attention))
     prepared = args.out / "prepared"
     train_npz, val_npz = prepared / "train.npz", prepared / "val.npz"
-    if not train_npz.is_file():  # prepared once, reused on resume
-        print(prepare_pose_data(args.data, train_npz, args.views_per_scene, seed=args.seed))
-    if args.val and not val_npz.is_file():
-        print(prepare_pose_data(args.val, val_npz, args.views_per_scene, seed=args.seed))
+    wanted = [train_npz] + ([val_npz] if args.val else [])
+    if int(os.environ.get("RANK", "0")) == 0:  # prepared once (by one process), reused on resume
+        if not train_npz.is_file():
+            print(prepare_pose_data(args.data, train_npz, args.views_per_scene, seed=args.seed))
+        if args.val and not val_npz.is_file():
+            print(prepare_pose_data(args.val, val_npz, args.views_per_scene, seed=args.seed))
+    else:
+        import time
+
+        while not all(p.is_file() for p in wanted):  # other ranks wait for rank 0
+            time.sleep(1.0)
     last = train_pose(train_npz, args.out, config, val_npz if args.val else None)
     print(json.dumps(last, indent=1))
     return 0

@@ -40,8 +40,7 @@ def flow_matching_loss(
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     z = (1.0 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
     drop = torch.rand(b, generator=generator).to(x0.device) < condition_dropout
-    conditions = model.encode_conditions(batch, drop=drop)
-    velocity = model(z, sigma * NUM_TRAIN_TIMESTEPS, conditions, mask)
+    velocity = model(z, sigma * NUM_TRAIN_TIMESTEPS, batch=batch, drop=drop)
     x0_hat = z - sigma[:, None, None] * velocity.float()
     weight = loss_weight(sigma)[:, None]  # (B, 1)
     valid = mask.float()

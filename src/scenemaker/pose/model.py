@@ -198,10 +198,23 @@ class PoseDiT(ModelMixin, ConfigMixin):
         self,
         sample: torch.Tensor,
         timestep: torch.Tensor,
-        conditions: dict,
-        object_mask: torch.Tensor,
+        conditions: dict | None = None,
+        object_mask: torch.Tensor | None = None,
+        batch: dict | None = None,
+        drop: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """sample: (B, N, 10) noisy poses; timestep: (B,) in [0, 1000]; -> velocity (B, N, 10)."""
+        """sample: (B, N, 10) noisy poses; timestep: (B,) in [0, 1000]; -> velocity (B, N, 10).
+
+        Pass ``conditions`` from :meth:`encode_conditions` (sampling: encoded once per scene),
+        or the raw ``batch`` (training: encoded inside forward, so that wrappers such as DDP
+        see one forward call).
+        """
+        if conditions is None:
+            if batch is None:
+                raise ValueError("forward needs conditions or a batch to encode")
+            conditions = self.encode_conditions(batch, drop=drop)
+        if object_mask is None:
+            object_mask = batch["object_mask"]
         b, n, _ = sample.shape
         tokens = torch.stack(
             [

@@ -285,3 +285,68 @@ def test_multi_process_training_with_torchrun(prepared, tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
     log = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 4
+
+
+def _tiny_dinov2():
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    torch.manual_seed(0)
+    config = Dinov2WithRegistersConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=56,
+        patch_size=14,
+        num_register_tokens=4,
+    )
+    return Dinov2WithRegistersModel(config)
+
+
+def test_image_branch_with_a_tiny_dinov2(prepared):
+    from scenemaker.pose.image_encoder import ImageEncoder, square_crop
+    from scenemaker.synth.dataset import list_scenes
+
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 30:37] = True
+    crop = square_crop(rgb, mask)
+    assert crop.shape == (15, 15, 3)  # 10 px box = 70% of the side
+    assert (crop == 255).any() and (crop == 0).any()  # outside the mask: white
+
+    encoder = ImageEncoder(model=_tiny_dinov2(), image_size=56)
+    root, _ = prepared
+    scene = list_scenes(root / "scenes")[0]
+    view = scene.view(0)
+    masks = [view.instance == o.instance_id for o in scene.scene.objects]
+    tokens = encoder.scene_tokens(view.rgb, masks)
+    n = len(masks)
+    assert tokens["crop_tokens"].shape == (n, 1 + 4 + 16, 32)
+    assert tokens["scene_tokens"].shape == (21, 32)
+
+    torch.manual_seed(0)
+    model = PoseDiT(**{**TINY.model_kwargs(), "image_dim": 32}).eval()
+    torch.nn.init.normal_(model.rot_out.weight, std=0.5)
+    batch = _batch(1, n)
+    batch.update({k: v[None] for k, v in tokens.items()})
+    x, t = torch.randn(1, n, 10), torch.tensor([300.0])
+    out = _run(model, batch, x, t)
+    other = dict(batch, crop_tokens=torch.randn_like(batch["crop_tokens"]))
+    assert not torch.allclose(_run(model, other, x, t), out)  # image tokens are used
+    if n > 1:  # still equivariant to object order
+        perm = torch.arange(n).flip(0)
+        permuted = {k: (v[:, perm] if k != "scene_tokens" else v) for k, v in batch.items()}
+        torch.testing.assert_close(
+            _run(model, permuted, x[:, perm], t), out[:, perm], atol=1e-5, rtol=1e-4
+        )
+    # the estimator feeds the image branch from the observation's rgb
+    estimator = DiTPoseEstimator(model=model, steps=2, image_encoder=encoder)
+    result = estimator.estimate(
+        Observation(view.depth, view.camera.K, masks, rgb=view.rgb),
+        [o.mesh for o in scene.scene.objects],
+    )
+    assert all(p is not None for p in result.poses)
+    with pytest.raises(ValueError, match="needs rgb"):
+        estimator.estimate(
+            Observation(view.depth, view.camera.K, masks), [o.mesh for o in scene.scene.objects]
+        )

@@ -23,6 +23,10 @@ class PoseDiTConfig:
     """Canonical surface samples per object fed to the set encoder."""
     attention: str = "full"
     """full | global_local | global (ablations)."""
+    image_dim: int | None = None
+    """Width of DINOv2 image tokens (1024 for dinov2-with-registers-large); None: no image
+    conditions (the CPU preset). Training with image tokens needs them in the prepared data,
+    which ``prepare_pose_data`` does not write yet."""
 
     def model_kwargs(self) -> dict:
         return asdict(self)

@@ -112,6 +112,7 @@ class DiTPoseEstimator:
         seed: int = 0,
         device: str = "cpu",
         model=None,
+        image_encoder=None,
     ):
         from .model import PoseDiT
 
@@ -122,6 +123,11 @@ class DiTPoseEstimator:
             model = load_pose_model(path)
         self.model: PoseDiT = model.to(device).eval()
         self.steps, self.guidance, self.seed, self.device = steps, guidance, seed, device
+        self.image_encoder = image_encoder
+        if self.model.config.image_dim and self.image_encoder is None:
+            from .image_encoder import ImageEncoder
+
+            self.image_encoder = ImageEncoder(device=device)  # DINOv2 from the hub / cache
 
     def estimate(self, observation: Observation, meshes: list) -> PoseResult:
         import time
@@ -137,12 +143,18 @@ class DiTPoseEstimator:
         )
         poses: list[Pose | None] = [None] * len(meshes)
         if prepared.indices:
-            R, t, s = self.sample(prepared.points, prepared.canonical)
+            images = None
+            if self.model.config.image_dim:
+                if observation.rgb is None:
+                    raise ValueError("this PoseDiT uses image features: the observation needs rgb")
+                masks = [observation.masks[k] for k in prepared.indices]
+                images = self.image_encoder.scene_tokens(observation.rgb, masks)
+            R, t, s = self.sample(prepared.points, prepared.canonical, images)
             for j, k in enumerate(prepared.indices):
                 poses[k] = Pose(R[j], t[j], s[j])
         return PoseResult(poses, prepared.skipped, time.perf_counter() - start)
 
-    def sample(self, points: list[np.ndarray], canonical: list[np.ndarray]):
+    def sample(self, points: list[np.ndarray], canonical: list[np.ndarray], images=None):
         """Camera-frame (R, t, s) for one scene's objects (the written-out sampling loop)."""
         import torch
 
@@ -157,6 +169,8 @@ class DiTPoseEstimator:
             "canonical": torch.from_numpy(inputs.canonical)[None],
             "object_mask": torch.ones(1, n, dtype=torch.bool),
         }
+        if images is not None:
+            batch.update({k: v[None] for k, v in images.items()})
         batch = {k: v.to(self.device) for k, v in batch.items()}
         x = sample_poses(
             self.model,

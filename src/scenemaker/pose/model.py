@@ -127,6 +127,7 @@ class PoseDiT(ModelMixin, ConfigMixin):
         num_points: int = 64,
         num_canonical: int = 256,
         attention: str = "full",
+        image_dim: int | None = None,
     ):
         super().__init__()
         if attention not in ATTENTION_VARIANTS:
@@ -139,6 +140,8 @@ class PoseDiT(ModelMixin, ConfigMixin):
         self.local_points = PointEncoder(width, num_freqs)
         self.scene_points = PointEncoder(width, num_freqs)
         self.box_in = mlp(6, width, width)
+        # optional image conditions (DINOv2 tokens): projected to the token width
+        self.image_in = nn.Linear(image_dim, width) if image_dim else None
         self.t_embed = mlp(width, width, width)
         n_mod = 9 if attention != "global" else 6
         self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(width, n_mod * width))
@@ -159,7 +162,9 @@ class PoseDiT(ModelMixin, ConfigMixin):
         """Condition tokens, computed once per scene (not once per sampling step).
 
         batch: ``local_points`` / ``scene_points`` (B, N, P, 3), ``box`` (B, N, 6),
-        ``canonical`` (B, N, C, 6), ``object_mask`` (B, N). ``drop`` (B,) bool zeroes the
+        ``canonical`` (B, N, C, 6), ``object_mask`` (B, N); with ``image_dim``, also DINOv2
+        tokens ``crop_tokens`` / ``masked_tokens`` (B, N, L, image_dim), ``scene_tokens``
+        (B, L, image_dim) (see :mod:`scenemaker.pose.image_encoder`). ``drop`` (B,) bool zeroes the
         observation conditions of those scenes (classifier-free guidance); the canonical
         geometry is an input, never dropped.
         """
@@ -176,21 +181,44 @@ class PoseDiT(ModelMixin, ConfigMixin):
         d = local.shape[-1]
         geometry = self.geometry(batch["canonical"].reshape(b * n, -1, 6)).reshape(b, n, -1, d)
         point_mask = mask[:, :, None].expand(b, n, p)
+        local_tokens = local.reshape(b * n, p, d)
+        local_mask = point_mask.reshape(b * n, p)
+        scene_tokens = scene.reshape(b, n * p, d)
+        scene_mask = point_mask.reshape(b, n * p)
+        if self.image_in is not None:
+            # rotation (local) sees the object's crop; translation / size (scene-level) see the
+            # whole image and the image masked to each object
+            crop = self.image_in(batch["crop_tokens"])  # (B, N, L, D)
+            whole = self.image_in(batch["scene_tokens"])  # (B, L, D)
+            masked = self.image_in(batch["masked_tokens"])  # (B, N, L, D)
+            if drop is not None:
+                keep = (~drop).to(crop.dtype)
+                crop, whole = crop * keep[:, None, None, None], whole * keep[:, None, None]
+                masked = masked * keep[:, None, None, None]
+            ll = crop.shape[2]
+            img_mask = mask[:, :, None].expand(b, n, ll)
+            local_tokens = torch.cat([local_tokens, crop.reshape(b * n, ll, d)], dim=1)
+            local_mask = torch.cat([local_mask, img_mask.reshape(b * n, ll)], dim=1)
+            scene_tokens = torch.cat([scene_tokens, whole, masked.reshape(b, n * ll, d)], dim=1)
+            scene_mask = torch.cat(
+                [scene_mask, mask.new_ones(b, whole.shape[1]), img_mask.reshape(b, n * ll)], dim=1
+            )
         cond = {
             "geometry": geometry,
             "box": box,
-            "local": local.reshape(b * n, p, d),
-            "local_mask": point_mask.reshape(b * n, p),
-            "scene": scene.reshape(b, n * p, d),
-            "scene_mask": point_mask.reshape(b, n * p),
+            "local": local_tokens,
+            "local_mask": local_mask,
+            "scene": scene_tokens,
+            "scene_mask": scene_mask,
         }
         if self.config.attention != "full":
-            # per object: own points (P) + own box (1) + all scene points (N * P)
-            own = torch.cat([local, box[:, :, None]], dim=2).reshape(b * n, p + 1, d)
-            shared = scene.reshape(b, 1, n * p, d).expand(b, n, n * p, d).reshape(b * n, n * p, d)
+            # per object: own points (+ crop) + own box + every scene-level token
+            ss = scene_tokens.shape[1]
+            own = torch.cat([local_tokens, box.reshape(b * n, 1, d)], dim=1)
+            shared = scene_tokens[:, None].expand(b, n, ss, d).reshape(b * n, ss, d)
             cond["joint"] = torch.cat([own, shared], dim=1)
-            own_mask = torch.cat([point_mask, mask[:, :, None]], dim=2).reshape(b * n, p + 1)
-            shared_mask = cond["scene_mask"][:, None].expand(b, n, n * p).reshape(b * n, n * p)
+            own_mask = torch.cat([local_mask, mask.reshape(b * n, 1)], dim=1)
+            shared_mask = scene_mask[:, None].expand(b, n, ss).reshape(b * n, ss)
             cond["joint_mask"] = torch.cat([own_mask, shared_mask], dim=1)
         return cond
 

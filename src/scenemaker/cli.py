@@ -293,7 +293,24 @@ def cmd_demo(args) -> int:
     glb = args.out / "scene_000000.glb"
     scene.export_glb(glb)
     print(f"contact sheet: {sheet}\nscene GLB: {glb}\ndataset: {data}")
+    _demo_pose(data, args.out)
     return 0
+
+
+def _demo_pose(data: Path, out: Path) -> None:
+    """Shipped PoseDiT vs the box-fit baseline on view 0 of each demo scene (unseen objects)."""
+    from .eval.pose_benchmark import build_methods, evaluate_scenes, format_table, summarize
+    from .pose.estimator import DEFAULT_WEIGHTS
+
+    if not (DEFAULT_WEIGHTS / "config.json").is_file():
+        print("no shipped pose weights in this checkout: skipping pose estimation")
+        return
+    methods = build_methods(["dit", "box_fit"])
+    summary = summarize(evaluate_scenes([data], methods, samples_per_object=2048, progress=False))
+    print(
+        "\npose estimation from depth + masks, view 0 of each scene (objects unseen in training):"
+    )
+    print(format_table(summary))
 
 
 def cmd_export(args) -> int:

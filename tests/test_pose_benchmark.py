@@ -135,23 +135,31 @@ def test_eval_with_perturbed_meshes_runs(scenes, tmp_path):
         == 0
     )
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    # perturbed shapes: the oracle pose is exact, but the shape measure now sees the errors
-    assert metrics["oracle"]["cd_o"] > 0 and metrics["oracle"]["rot_err_deg"] < 1e-3
+    # perturbed shapes: the shape measure sees the errors
+    assert metrics["oracle"]["cd_o"] > 1e-3
 
 
-def test_registration_baseline_is_deterministic_and_sane(scenes):
-    methods = build_methods(["registration"])
-    first = evaluate_scenes([scenes], methods, max_scenes=2, samples_per_object=512, progress=False)
-    again = evaluate_scenes(
-        [scenes],
-        build_methods(["registration"]),
-        max_scenes=2,
-        samples_per_object=512,
-        progress=False,
-    )
-    # Open3D's RANSAC runs on several threads: seeded, but only nearly repeatable
-    for a, b in zip(first, again, strict=True):
-        assert a.scene_metrics["iou_b"] == pytest.approx(b.scene_metrics["iou_b"], abs=0.05)
-    summary = summarize(first)["registration"]
-    assert np.isfinite(summary["add_s"]) and summary["add_s"] < 0.5
-    assert summary["iou_b"] > 0.1
+def test_ground_truth_follows_a_changed_canonical_frame(scenes):
+    """A similarity perturbation (no shape change): the compensated oracle stays perfect."""
+    from scipy.spatial.transform import Rotation
+
+    T = np.eye(4)
+    T[:3, :3] = 0.7 * Rotation.from_rotvec([0.3, -0.5, 0.2]).as_matrix()
+    T[:3, 3] = [0.2, -0.1, 0.3]
+
+    def similarity(mesh, rng, obj):
+        out = mesh.copy()
+        out.apply_transform(T)
+        return out, T
+
+    summary = summarize(
+        evaluate_scenes(
+            [scenes],
+            build_methods(["oracle"]),
+            samples_per_object=1024,
+            perturb=similarity,
+            progress=False,
+        )
+    )["oracle"]
+    assert summary["iou_b"] == pytest.approx(1.0, abs=1e-6)
+    assert summary["cd_s"] == pytest.approx(0.0, abs=1e-5)

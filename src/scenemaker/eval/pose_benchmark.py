@@ -44,6 +44,7 @@ class SceneRecord:
     seconds: float
     scene_metrics: dict
     objects: list[dict] = field(default_factory=list)  # per object: errors + visible fraction
+    failed: int = 0  # evaluable objects the method returned no pose for
 
 
 def camera_frame_pose(pose: Pose, world_to_camera: np.ndarray) -> Pose:
@@ -128,7 +129,7 @@ def evaluate_scenes(
 
     from ..eval.metrics import add_s, rotation_error_deg, scene_metrics
     from ..geometry.sampling import sample_surface
-    from ..pose.estimator import Observation
+    from ..pose.estimator import Observation, prepare_objects
     from ..synth.dataset import list_scenes
 
     scenes = [s for root in roots for s in list_scenes(root)]
@@ -157,6 +158,13 @@ def evaluate_scenes(
         masks = [view.instance == o.instance_id for o in objects]
         observation = Observation(view.depth, view.camera.K, masks)
         canon = [sample_surface(m, samples_per_object, seed=j)[0] for j, m in enumerate(meshes)]
+        # every method is scored on the same objects: those with enough observed points
+        # (the oracle would otherwise also score objects hidden in this view)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluable = prepare_objects(observation, meshes, num_points=64, num_canonical=8).indices
+        if not evaluable:
+            continue
         for name, method in methods.items():
             if hasattr(method, "set_ground_truth"):
                 method.set_ground_truth(gt)
@@ -165,8 +173,12 @@ def evaluate_scenes(
                 warnings.simplefilter("ignore")
                 result = method.estimate(observation, meshes)
             seconds = time.perf_counter() - start
-            keep = [j for j, p in enumerate(result.poses) if p is not None]
+            keep = [j for j in evaluable if result.poses[j] is not None]
+            failed = len(evaluable) - len(keep)
             if len(keep) == 0:
+                records.append(
+                    SceneRecord(name, scene.folder.name, len(objects), seconds, {}, [], failed)
+                )
                 continue
             pred_pts = [result.poses[j].apply(canon[j]) for j in keep]
             gt_pts = [truth_pts[j] for j in keep]
@@ -195,7 +207,7 @@ def evaluate_scenes(
                     }
                 )
             records.append(
-                SceneRecord(name, scene.folder.name, len(objects), seconds, sm, per_object)
+                SceneRecord(name, scene.folder.name, len(objects), seconds, sm, per_object, failed)
             )
     return records
 
@@ -212,7 +224,8 @@ def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     out = {}
     for method in dict.fromkeys(r.method for r in records):
-        rs = [r for r in records if r.method == method]
+        all_rs = [r for r in records if r.method == method]
+        rs = [r for r in all_rs if r.objects]
         per_scene = {m: [] for m in METRICS}
         for r in rs:
             for m in ("iou_b", "cd_s", "f_score_s", "cd_o", "f_score_o"):
@@ -220,7 +233,7 @@ def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
             for m in ("rot_err_deg", "add_s", "trans_err", "size_err"):
                 per_scene[m].append(np.mean([o[m] for o in r.objects]))
             per_scene["seconds_per_scene"].append(r.seconds)
-        summary = {"scenes": len(rs)}
+        summary = {"scenes": len(rs), "failed_objects": sum(r.failed for r in all_rs)}
         for m, values in per_scene.items():
             arr = np.asarray(values, dtype=np.float64)
             summary[m] = float(arr.mean())

@@ -94,7 +94,7 @@ PRESETS = {
     ),
     "paper": TrainConfig(
         model=PoseDiTConfig(
-            width=1024, depth=16, heads=16, geometry_tokens=64, num_points=1024, num_canonical=4096
+            width=1024, depth=16, heads=16, geometry_tokens=64, num_points=256, num_canonical=2048
         ),
         batch_size=8,
         max_steps=200_000,

@@ -22,6 +22,8 @@ from .observations import MIN_OBSERVED_POINTS, observed_points, scene_normalisat
 
 PREPARED_SCHEMA = "scenemaker.pose-data/1"
 STORED_POINTS = 256
+"""Observed points kept per object, in training data and at inference alike (the estimator
+uses this constant): the model reads the first ``num_points`` of the farthest-point order."""
 STORED_CANONICAL = 2048
 
 

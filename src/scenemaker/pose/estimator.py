@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..scene import Pose
+from .data import STORED_POINTS
 from .observations import MIN_OBSERVED_POINTS, observed_points
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights")
@@ -137,7 +138,9 @@ class DiTPoseEstimator:
         prepared = prepare_objects(
             observation,
             meshes,
-            num_points=max(cfg.num_points, 64),
+            # the same cleaned, farthest-point-ordered set the training data stores; the model
+            # reads its first num_points and normalises the scene from all of them
+            num_points=max(cfg.num_points, STORED_POINTS),
             num_canonical=cfg.num_canonical,
             seed=self.seed,
         )
@@ -172,18 +175,28 @@ class DiTPoseEstimator:
         if images is not None:
             batch.update({k: v[None] for k, v in images.items()})
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        x = sample_poses(
-            self.model,
-            batch,
-            self.steps,
-            self.guidance,
-            torch.Generator().manual_seed(self.seed),
-        )[0]
+        # each object's starting noise is seeded by where it is (its observed centroid, in
+        # millimetres), not by its position in the list: results do not depend on object order
+        noise = torch.stack(
+            [
+                torch.randn(10, generator=torch.Generator().manual_seed(_point_seed(p, self.seed)))
+                for p in points
+            ]
+        )[None]
+        x = sample_poses(self.model, batch, self.steps, self.guidance, initial=noise)[0]
         return decode_pose(x.cpu().numpy(), inputs.center, inputs.scale)
 
 
-def sample_poses(model, batch: dict, steps: int, guidance: float, generator=None):
-    """Euler sampling from noise to normalised poses (B, N, 10); conditions encoded once."""
+def _point_seed(points: np.ndarray, seed: int) -> int:
+    import hashlib
+
+    key = np.rint(np.asarray(points).mean(0) * 1000).astype(np.int64).tobytes()
+    return int.from_bytes(hashlib.sha1(key + str(seed).encode()).digest()[:7], "little")
+
+
+def sample_poses(model, batch: dict, steps: int, guidance: float, generator=None, initial=None):
+    """Euler sampling from noise (or ``initial`` (B, N, 10)) to normalised poses (B, N, 10);
+    the conditions are encoded once, not once per step."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
 
@@ -198,7 +211,10 @@ def sample_poses(model, batch: dict, steps: int, guidance: float, generator=None
         uncond = None
         if guidance != 1.0:
             uncond = model.encode_conditions(batch, drop=torch.ones(b, dtype=torch.bool))
-        x = torch.randn((b, n, 10), generator=generator).to(mask.device)
+        if initial is not None:
+            x = initial.to(mask.device, torch.float32)
+        else:
+            x = torch.randn((b, n, 10), generator=generator).to(mask.device)
         for t in scheduler.timesteps:
             timestep = t.expand(b).to(x.dtype)
             v = model(x, timestep, cond, mask)

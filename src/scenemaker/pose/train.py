@@ -139,6 +139,13 @@ def train_pose(
     )
     torch.manual_seed(config.seed)
     mc = config.model
+    from .data import STORED_CANONICAL, STORED_POINTS
+
+    if mc.num_points > STORED_POINTS or mc.num_canonical > STORED_CANONICAL:
+        raise ValueError(
+            f"the model wants {mc.num_points} observed / {mc.num_canonical} canonical points per "
+            f"object; prepared data stores {STORED_POINTS} / {STORED_CANONICAL}"
+        )
     train_set = PoseDataset(train_data, mc.num_points, mc.num_canonical, augment=True)
     val_set = (
         PoseDataset(val_data, mc.num_points, mc.num_canonical, augment=False) if val_data else None
@@ -179,8 +186,17 @@ def train_pose(
     )
     last = {}
     while step < config.max_steps:
-        if config.max_minutes and time.perf_counter() - start_time > 60 * config.max_minutes:
-            break
+        if config.max_minutes:
+            # rank 0 decides and tells the others: a process that stopped alone would leave
+            # the rest waiting in the next gradient all-reduce
+            from accelerate.utils import broadcast
+
+            late = time.perf_counter() - start_time > 60 * config.max_minutes
+            stop = torch.tensor([float(late)], device=accelerator.device)
+            if world > 1:
+                stop = broadcast(stop, from_process=0)
+            if stop.item() > 0:
+                break
         for group in optimizer.param_groups:
             group["lr"] = get_lr(step, config)
         indices = batch_indices(step, len(train_set), config.batch_size, config.seed)

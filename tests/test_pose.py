@@ -458,3 +458,21 @@ def test_icp_refinement_improves_noisy_poses(prepared):
         )
 
     assert err(refined) < 0.85 * err(noisy)  # measured: 0.030 -> 0.022
+
+
+def test_ship_weights_only_improves(prepared, tmp_path):
+    from scenemaker.pose.train import ship_weights
+
+    root, _ = prepared
+    npz = root / "train.npz"
+    cfg = preset("tiny", max_steps=2, eval_every=2, checkpoint_every=2, val_views=2)
+    train_pose(npz, tmp_path / "run", cfg, val_data=npz, progress=False)
+    dest = tmp_path / "weights"
+    info = ship_weights(tmp_path / "run", dest)
+    assert info["steps_trained"] == 2 and "val_add_s" in info["validation"]
+    assert (dest / "diffusion_pytorch_model.safetensors").is_file()
+    shipped = load_pose_model(dest)
+    assert next(shipped.parameters()).dtype == torch.float32  # fp16 on disk, fp32 in use
+    with pytest.raises(ValueError, match="validate better"):
+        ship_weights(tmp_path / "run", dest)  # not better than itself
+    ship_weights(tmp_path / "run", dest, force=True)

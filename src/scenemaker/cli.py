@@ -81,6 +81,25 @@ def _add_train_pose(sub) -> None:
     p.set_defaults(func=cmd_train_pose)
 
 
+def _check_prepared(path: Path, roots: list[Path], views_per_scene) -> None:
+    """A cached prepared file must come from the same scene folders and views."""
+    if not path.is_file():
+        return
+    import numpy as np
+
+    with np.load(path) as data:
+        meta = json.loads(data["meta"].tobytes())
+    same = (
+        meta.get("roots") == [str(r) for r in roots]
+        and meta.get("views_per_scene") == views_per_scene
+    )
+    if not same:
+        raise CliError(
+            f"{path}: prepared from other data ({meta.get('roots')}, views per scene "
+            f"{meta.get('views_per_scene')}); use a new --out"
+        )
+
+
 def cmd_train_pose(args) -> int:
     from dataclasses import replace
 
@@ -102,6 +121,9 @@ def cmd_train_pose(args) -> int:
     train_npz, val_npz = prepared / "train.npz", prepared / "val.npz"
     wanted = [train_npz] + ([val_npz] if args.val else [])
     if int(os.environ.get("RANK", "0")) == 0:  # prepared once (by one process), reused on resume
+        _check_prepared(train_npz, args.data, args.views_per_scene)
+        if args.val:
+            _check_prepared(val_npz, args.val, args.views_per_scene)
         if not train_npz.is_file():
             print(prepare_pose_data(args.data, train_npz, args.views_per_scene, seed=args.seed))
         if args.val and not val_npz.is_file():
@@ -120,7 +142,7 @@ def cmd_ship_pose(args) -> int:
     from .pose.estimator import DEFAULT_WEIGHTS
     from .pose.train import ship_weights
 
-    info = ship_weights(args.run, args.out or DEFAULT_WEIGHTS, args.checkpoint)
+    info = ship_weights(args.run, args.out or DEFAULT_WEIGHTS, args.checkpoint, args.force)
     print(json.dumps(info["validation"], indent=1))
     return 0
 
@@ -167,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="destination (default: the package's pose/weights)"
     )
     ship.add_argument("--checkpoint", default="best", choices=["best", "checkpoint"])
+    ship.add_argument(
+        "--force", action="store_true", help="replace shipped weights even if they validate better"
+    )
     ship.set_defaults(func=cmd_ship_pose)
     evaluate = sub.add_parser("eval", help="benchmarks").add_subparsers(dest="eval_command")
     ev = evaluate.add_parser("pose", help="pose estimators on held-out scenes")

@@ -92,6 +92,7 @@ def prepare_pose_data(
     meta = {
         "schema": PREPARED_SCHEMA,
         "roots": [str(r) for r in roots],
+        "views_per_scene": views_per_scene,
         "views": len(view_names),
         "object_views": view_offsets[-1],
         "objects": len(canon_index),

@@ -154,6 +154,9 @@ class DiTPoseEstimator:
                 images = self.image_encoder.scene_tokens(observation.rgb, masks)
             R, t, s = self.sample(prepared.points, prepared.canonical, images)
             for j, k in enumerate(prepared.indices):
+                if not (np.isfinite(R[j]).all() and np.isfinite(t[j]).all() and np.isfinite(s[j])):
+                    prepared.skipped[k] = "the model returned a degenerate pose"
+                    continue
                 poses[k] = Pose(R[j], t[j], s[j])
         return PoseResult(poses, prepared.skipped, time.perf_counter() - start)
 

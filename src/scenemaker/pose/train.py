@@ -254,9 +254,14 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=list))
 
 
-def ship_weights(run: str | Path, dest: str | Path, which: str = "best") -> dict:
+def ship_weights(
+    run: str | Path, dest: str | Path, which: str = "best", force: bool = False
+) -> dict:
     """Copy a run's weights as fp16 safetensors + config into ``dest`` (the package's
-    ``pose/weights``), with ``TRAINING.json``: the run's settings and validation figures."""
+    ``pose/weights``), with ``TRAINING.json``: the run's settings and validation figures.
+
+    Refuses (unless ``force``) when the weights already there have a better validation ADD-S
+    on the same validation data: shipped weights only ever improve."""
     from .estimator import load_pose_model
 
     run, dest = Path(run), Path(dest)
@@ -267,6 +272,16 @@ def ship_weights(run: str | Path, dest: str | Path, which: str = "best") -> dict
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     evals = [r for r in log if "val_add_s" in r]
     best = min(evals, key=lambda r: r["val_add_s"]) if evals else {}
+    current = dest / "TRAINING.json"
+    if current.is_file() and not force:
+        shipped = json.loads(current.read_text())
+        same_val = shipped.get("validation_data") == str(run / "prepared" / "val.npz")
+        old_score = shipped.get("validation", {}).get("val_add_s")
+        if same_val and old_score is not None and best.get("val_add_s", math.inf) >= old_score:
+            raise ValueError(
+                f"{dest}: the shipped weights validate better (ADD-S {old_score:.4f} vs "
+                f"{best.get('val_add_s', math.inf):.4f}); use force to replace them anyway"
+            )
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
@@ -276,6 +291,7 @@ def ship_weights(run: str | Path, dest: str | Path, which: str = "best") -> dict
         "checkpoint": which,
         "train_config": json.loads((run / "train_config.json").read_text()),
         "validation": best,
+        "validation_data": str(run / "prepared" / "val.npz"),
         "steps_trained": max((r["step"] for r in log), default=0),
     }
     atomic_write_json(tmp / "TRAINING.json", provenance)

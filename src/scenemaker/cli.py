@@ -160,7 +160,10 @@ def cmd_eval_pose(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"{args.out}: output path is a file, expected a folder")
     methods = build_methods(
-        [m.strip() for m in args.methods.split(",") if m.strip()], args.weights, args.steps
+        [m.strip() for m in args.methods.split(",") if m.strip()],
+        args.weights,
+        args.steps,
+        guidance=args.guidance,
     )
     records = evaluate_scenes(
         args.data, methods, max_scenes=args.max_scenes, perturb=make_perturbation(args.perturb)
@@ -203,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
     ev.add_argument("--steps", type=int, default=10, help="sampling steps of the DiT")
+    ev.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance")
     ev.add_argument("--max-scenes", type=int, default=None)
     ev.add_argument(
         "--perturb",

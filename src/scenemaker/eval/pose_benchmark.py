@@ -86,16 +86,20 @@ def make_perturbation(name: str):
     raise ValueError(f"unknown perturbation {name!r}")
 
 
-def build_methods(names: list[str], weights=None, steps: int = 10, seed: int = 0) -> dict:
+def build_methods(
+    names: list[str], weights=None, steps: int = 10, seed: int = 0, guidance: float = 3.0
+) -> dict:
     from ..pose.baselines import BoxFitEstimator, DiTIcpEstimator, OracleEstimator
     from ..pose.estimator import DiTPoseEstimator
 
     methods = {}
     for name in names:
         if name == "dit":
-            methods[name] = DiTPoseEstimator(weights, steps=steps, seed=seed)
+            methods[name] = DiTPoseEstimator(weights, steps=steps, seed=seed, guidance=guidance)
         elif name == "dit_icp":
-            methods[name] = DiTIcpEstimator(DiTPoseEstimator(weights, steps=steps, seed=seed))
+            methods[name] = DiTIcpEstimator(
+                DiTPoseEstimator(weights, steps=steps, seed=seed, guidance=guidance)
+            )
         elif name == "box_fit":
             methods[name] = BoxFitEstimator(seed=seed)
         elif name == "registration":

@@ -209,21 +209,24 @@ def sample_poses(model, batch: dict, steps: int, guidance: float, generator=None
     b, n = mask.shape
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
     scheduler.set_timesteps(steps, device=mask.device)
+    guided = guidance != 1.0
     with torch.inference_mode():
         cond = model.encode_conditions(batch)
-        uncond = None
-        if guidance != 1.0:
+        if guided:  # conditional and unconditional branches in one batch
             uncond = model.encode_conditions(batch, drop=torch.ones(b, dtype=torch.bool))
+            cond = {k: torch.cat([cond[k], uncond[k]]) for k in cond}
+            mask = torch.cat([mask, mask])
+        cond["kv_cache"] = {}  # condition keys / values projected once for all steps
         if initial is not None:
             x = initial.to(mask.device, torch.float32)
         else:
             x = torch.randn((b, n, 10), generator=generator).to(mask.device)
         for t in scheduler.timesteps:
-            timestep = t.expand(b).to(x.dtype)
-            v = model(x, timestep, cond, mask)
-            if uncond is not None:
-                v_u = model(x, timestep, uncond, mask)
-                v = v_u + guidance * (v - v_u)
+            x_in = torch.cat([x, x]) if guided else x
+            v = model(x_in, t.expand(len(x_in)).to(x.dtype), cond, mask)
+            if guided:
+                v_c, v_u = v.chunk(2)
+                v = v_u + guidance * (v_c - v_u)
             x = scheduler.step(v, t, x).prev_sample
     return x
 

@@ -42,22 +42,34 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.null_kv = nn.Parameter(torch.zeros(2, dim))
 
-    def forward(self, x, context=None, key_mask=None):
-        context = x if context is None else context
+    def forward(self, x, context=None, key_mask=None, cache: dict | None = None):
+        """``cache``: a dict kept across calls with the same ``context`` (the conditions of one
+        scene during sampling) so its keys / values are projected once, not once per step."""
         b, lq, d = x.shape
         h = self.heads
         q = self.q(x).view(b, lq, h, d // h).transpose(1, 2)
+        if cache is not None and id(self) in cache:
+            k, v = cache[id(self)]
+        else:
+            k, v = self._keys_values(x if context is None else context)
+            if cache is not None:
+                cache[id(self)] = (k, v)
+        mask = None
+        if key_mask is not None:
+            mask = torch.cat([key_mask.new_ones(b, 1), key_mask], dim=1)[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(out.transpose(1, 2).reshape(b, lq, d))
+
+    def _keys_values(self, context):
+        b, _, d = context.shape
+        h = self.heads
         k, v = self.kv(context).chunk(2, dim=-1)
         k = torch.cat([self.null_kv[0].expand(b, 1, d).to(k.dtype), k], dim=1)
         v = torch.cat([self.null_kv[1].expand(b, 1, d).to(v.dtype), v], dim=1)
         lk = k.shape[1]
         k = k.view(b, lk, h, d // h).transpose(1, 2)
         v = v.view(b, lk, h, d // h).transpose(1, 2)
-        mask = None
-        if key_mask is not None:
-            mask = torch.cat([key_mask.new_ones(b, 1), key_mask], dim=1)[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(out.transpose(1, 2).reshape(b, lq, d))
+        return k, v
 
 
 class PointEncoder(nn.Module):

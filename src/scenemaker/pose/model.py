@@ -83,13 +83,15 @@ class PoseDiTBlock(nn.Module):
         if self.attention == "full":
             # 3. rotation token -> the object's own observed points (local normalisation)
             rot = x[:, :, 0].reshape(b * n, 1, d)
-            rot = self.attn_rot(self.norm_rot(rot), cond["local"], cond["local_mask"])
+            cache = cond.get("kv_cache")
+            rot = self.attn_rot(self.norm_rot(rot), cond["local"], cond["local_mask"], cache)
             # 4. translation / size tokens receive the observed box token
             inj_t, inj_s = self.inject(cond["box"]).chunk(2, dim=-1)  # (B, N, D) each
             # 5. translation / size tokens -> scene-level conditions
             ts = x[:, :, 1:3] + torch.stack([inj_t, inj_s], dim=2)
             ts_flat = self.norm_scene(ts).reshape(b, n * 2, d)
-            ts_out = self.attn_scene(ts_flat, cond["scene"], cond["scene_mask"]).reshape(b, n, 2, d)
+            ts_out = self.attn_scene(ts_flat, cond["scene"], cond["scene_mask"], cache)
+            ts_out = ts_out.reshape(b, n, 2, d)
             x = torch.cat(
                 [
                     x[:, :, :1] + rot.reshape(b, n, 1, d),
@@ -101,7 +103,10 @@ class PoseDiTBlock(nn.Module):
         else:
             # undecoupled: every token of an object -> [own points, own box, scene points]
             h = self.attn_cross(
-                self.norm_cross(x).reshape(b * n, t, d), cond["joint"], cond["joint_mask"]
+                self.norm_cross(x).reshape(b * n, t, d),
+                cond["joint"],
+                cond["joint_mask"],
+                cond.get("kv_cache"),
             )
             x = x + h.reshape(b, n, t, d)
         # 6. feed-forward

@@ -90,9 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=30)
     parser.add_argument("--weights", type=Path, default=None, help="default: shipped weights")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=None, help="default: as shipped")
     args = parser.parse_args()
     methods = build_methods(METHODS, args.weights, args.steps)
+    dit = methods["dit"]
     proc = ensure_data("procedural_test_2to5")
     conditions = {
         "gt_meshes_procedural": run_condition("gt_meshes_procedural", proc, methods, args.scenes),
@@ -124,7 +125,7 @@ def main() -> None:
 
     lines = [
         f"## Pose estimation ({args.scenes} test scenes per condition, view 0 of each, "
-        f"DiT with {args.steps} steps, guidance 3)",
+        f"DiT with {dit.steps} steps, guidance {dit.guidance:g} as chosen on validation data)",
         "",
         "Objects never seen in training (test split by object). Mean over scenes with bootstrap",
         "95% intervals; `iou_b`, `cd_s`, `f_score_s` follow the MIDI protocol (each scene",

@@ -205,8 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: dit, dit_icp, box_fit, registration, oracle",
     )
     ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
-    ev.add_argument("--steps", type=int, default=10, help="sampling steps of the DiT")
-    ev.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance")
+    ev.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="sampling steps of the DiT (default: chosen when the weights shipped)",
+    )
+    ev.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance (default: chosen when the weights shipped)",
+    )
     ev.add_argument("--max-scenes", type=int, default=None)
     ev.add_argument(
         "--perturb",

@@ -87,7 +87,11 @@ def make_perturbation(name: str):
 
 
 def build_methods(
-    names: list[str], weights=None, steps: int = 10, seed: int = 0, guidance: float = 3.0
+    names: list[str],
+    weights=None,
+    steps: int | None = None,
+    seed: int = 0,
+    guidance: float | None = None,
 ) -> dict:
     from ..pose.baselines import BoxFitEstimator, DiTIcpEstimator, OracleEstimator
     from ..pose.estimator import DiTPoseEstimator

@@ -108,8 +108,8 @@ class DiTPoseEstimator:
     def __init__(
         self,
         weights: str | Path | None = None,
-        steps: int = 10,
-        guidance: float = 3.0,
+        steps: int | None = None,
+        guidance: float | None = None,
         seed: int = 0,
         device: str = "cpu",
         model=None,
@@ -123,7 +123,12 @@ class DiTPoseEstimator:
                 raise FileNotFoundError(f"{path}: no PoseDiT weights (config.json) there")
             model = load_pose_model(path)
         self.model: PoseDiT = model.to(device).eval()
-        self.steps, self.guidance, self.seed, self.device = steps, guidance, seed, device
+        # sampling defaults: those chosen on validation data when the weights were shipped
+        # (TRAINING.json), else 10 steps and the paper's guidance 3.0
+        shipped = _shipped_sampling(weights if weights is not None else DEFAULT_WEIGHTS)
+        self.steps = steps if steps is not None else shipped.get("steps", 10)
+        self.guidance = guidance if guidance is not None else shipped.get("guidance", 3.0)
+        self.seed, self.device = seed, device
         self.image_encoder = image_encoder
         if self.model.config.image_dim and self.image_encoder is None:
             from .image_encoder import ImageEncoder
@@ -188,6 +193,18 @@ class DiTPoseEstimator:
         )[None]
         x = sample_poses(self.model, batch, self.steps, self.guidance, initial=noise)[0]
         return decode_pose(x.cpu().numpy(), inputs.center, inputs.scale)
+
+
+def _shipped_sampling(path) -> dict:
+    import json
+
+    info = Path(path) / "TRAINING.json"
+    if not info.is_file():
+        return {}
+    try:
+        return json.loads(info.read_text()).get("sampling", {}) or {}
+    except (ValueError, OSError):
+        return {}
 
 
 def _point_seed(points: np.ndarray, seed: int) -> int:

@@ -254,6 +254,33 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=list))
 
 
+def choose_guidance(model, run: Path, candidates=(1.0, 2.0, 3.0), steps: int = 10) -> dict:
+    """Pick the classifier-free guidance scale with the lowest validation ADD-S (validation
+    data of the run, never test scenes); returns the sampling defaults to ship."""
+    from dataclasses import replace
+
+    val = run / "prepared" / "val.npz"
+    saved = json.loads((run / "train_config.json").read_text())
+    config = TrainConfig(val_views=saved["val_views"], seed=saved["seed"])
+    if not val.is_file():
+        return {"steps": steps, "guidance": config.guidance, "chosen_by": "default (no val data)"}
+    mc = saved["model"]
+    dataset = PoseDataset(val, mc["num_points"], mc["num_canonical"], augment=False)
+    scores = {}
+    for g in candidates:
+        metrics = evaluate(
+            model, dataset, replace(config, guidance=g, sampling_steps=steps), torch.device("cpu")
+        )
+        scores[str(g)] = metrics["val_add_s"]
+    best = min(scores, key=scores.get)
+    return {
+        "steps": steps,
+        "guidance": float(best),
+        "val_add_s_by_guidance": scores,
+        "chosen_by": "lowest validation ADD-S",
+    }
+
+
 def ship_weights(
     run: str | Path, dest: str | Path, which: str = "best", force: bool = False
 ) -> dict:
@@ -270,6 +297,7 @@ def ship_weights(
         raise FileNotFoundError(f"{source}: no weights to ship (train first)")
     model = load_pose_model(source)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    sampling = choose_guidance(model, run)
     evals = [r for r in log if "val_add_s" in r]
     best = min(evals, key=lambda r: r["val_add_s"]) if evals else {}
     current = dest / "TRAINING.json"
@@ -292,6 +320,7 @@ def ship_weights(
         "train_config": json.loads((run / "train_config.json").read_text()),
         "validation": best,
         "validation_data": str(run / "prepared" / "val.npz"),
+        "sampling": sampling,
         "steps_trained": max((r["step"] for r in log), default=0),
     }
     atomic_write_json(tmp / "TRAINING.json", provenance)

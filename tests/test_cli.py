@@ -122,3 +122,13 @@ def test_bad_paths_and_values_are_one_line_errors(dataset, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error:") for line in err)
     assert not (tmp_path / "o").exists()
+
+
+def test_demo_command(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--scenes", "2", "--views", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert (out / "contact_sheet.png").is_file() and (out / "scene_000000.glb").is_file()
+    assert "| dit |" in printed and "| dit_icp |" in printed and "| box_fit |" in printed
+    # a second demo with other settings starts afresh instead of refusing
+    assert main(["demo", "--out", str(out), "--scenes", "1", "--views", "3"]) == 0

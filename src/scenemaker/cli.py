@@ -344,7 +344,7 @@ def _demo_pose(data: Path, out: Path) -> None:
     if not (DEFAULT_WEIGHTS / "config.json").is_file():
         print("no shipped pose weights in this checkout: skipping pose estimation")
         return
-    methods = build_methods(["dit", "box_fit"])
+    methods = build_methods(["dit", "dit_icp", "box_fit"])
     summary = summarize(evaluate_scenes([data], methods, samples_per_object=2048, progress=False))
     print(
         "\npose estimation from depth + masks, view 0 of each scene (objects unseen in training):"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

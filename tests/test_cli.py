@@ -105,7 +105,7 @@ def test_objaverse_local_folder(tmp_path):
     np.testing.assert_allclose(np.abs(asset.mesh.bounds).max(), 1.0)
 
 
-def test_help_is_fast_and_lists_commands():
+def test_help_lists_commands():
     out = subprocess.run(
         [sys.executable, "-m", "scenemaker.cli", "--help"], capture_output=True, text=True
     )
@@ -132,3 +132,61 @@ def test_demo_command(tmp_path, capsys):
     assert "| dit |" in printed and "| dit_icp |" in printed and "| box_fit |" in printed
     # a second demo with other settings starts afresh instead of refusing
     assert main(["demo", "--out", str(out), "--scenes", "1", "--views", "3"]) == 0
+
+
+def test_bad_pose_settings_are_one_line_errors(dataset, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "pose",
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "t"),
+                "--preset",
+                "tiny",
+                "--batch-size",
+                "0",
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "t").exists()  # nothing prepared or written
+    assert (
+        main(
+            [
+                "eval",
+                "pose",
+                "--data",
+                str(dataset),
+                "--methods",
+                "dit",
+                "--steps",
+                "0",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "pose",
+                "--data",
+                str(dataset),
+                "--methods",
+                "dit",
+                "--guidance",
+                "-1",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error:") for line in err)
+    assert not (tmp_path / "e").exists()

@@ -117,6 +117,9 @@ def cmd_train_pose(args) -> int:
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.attention:
         config = replace(config, model=replace(config.model, attention=args.attention))
+    config.validate()  # before any data is prepared or written
+    if args.out.exists() and not args.out.is_dir():
+        raise CliError(f"{args.out}: output path is a file, expected a folder")
     prepared = args.out / "prepared"
     train_npz, val_npz = prepared / "train.npz", prepared / "val.npz"
     wanted = [train_npz] + ([val_npz] if args.val else [])

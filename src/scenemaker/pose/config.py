@@ -55,6 +55,22 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
 
+    def validate(self) -> None:
+        """A ValueError naming the first setting that cannot work."""
+        checks = {
+            "batch_size": self.batch_size >= 1,
+            "max_steps": self.max_steps >= 1,
+            "lr": self.lr > 0,
+            "sampling_steps": self.sampling_steps >= 1,
+            "guidance": self.guidance >= 0,
+            "max_minutes": self.max_minutes is None or self.max_minutes > 0,
+            "condition_dropout": 0 <= self.condition_dropout < 1,
+            "mixed_precision": self.mixed_precision in ("no", "bf16"),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"training setting {name}={getattr(self, name)!r} is invalid")
+
 
 PRESETS = {
     "tiny": TrainConfig(

@@ -129,6 +129,10 @@ class DiTPoseEstimator:
         self.steps = steps if steps is not None else shipped.get("steps", 10)
         self.guidance = guidance if guidance is not None else shipped.get("guidance", 3.0)
         self.seed, self.device = seed, device
+        if int(self.steps) < 1:
+            raise ValueError(f"sampling steps must be >= 1, got {self.steps}")
+        if self.guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
         self.image_encoder = image_encoder
         if self.model.config.image_dim and self.image_encoder is None:
             from .image_encoder import ImageEncoder

@@ -134,6 +134,7 @@ def train_pose(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: output path is a file, expected a folder")
+    config.validate()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision
     )

@@ -27,4 +27,11 @@ extra=()
 .venv/bin/python -m pip install -q -c constraints.txt "${extra[@]}" -e ".[dev,baselines,moge,formats]"
 # MoGe pins versions of its own that do not matter here: its package alone, its deps above
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps "dlr-moge>=2.0"
+# the Khronos glTF validator (tests check every exported GLB with it): node + npm package
+if ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm
+fi
+[ -d .venv/node/node_modules/gltf-validator ] || \
+  npm install --silent --no-audit --no-fund --prefix .venv/node gltf-validator@2.0.0-dev.3.10
 .venv/bin/python -c "import scenemaker" && echo "SceneMaker is set up in .venv/"

@@ -229,10 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--out", type=Path, required=True, help="writes OUT/metrics.json")
     ev.set_defaults(func=cmd_eval_pose)
-    demo = sub.add_parser("demo", help="run the main job on the embedded defaults")
+    from .cli_pipeline import add_doctor, add_run
+
+    add_run(sub)
+    add_doctor(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="the main job on the embedded defaults: synthetic photo + depth + masks of unseen "
+        "objects -> pipeline -> scene, compared with the ground truth",
+    )
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
-    demo.add_argument("--scenes", type=int, default=6)
-    demo.add_argument("--views", type=int, default=8)
+    demo.add_argument("--scenes", type=int, default=3)
+    demo.add_argument("--resolution", type=int, default=384)
+    demo.add_argument("--generator", default="retrieval", help="retrieval | lift | oracle")
+    demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
     export = sub.add_parser("export", help="export a scene.json to GLB")
     export.add_argument("scene_json", type=Path)
@@ -316,43 +326,11 @@ def _print_stats(stats: dict) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .scene import Scene
-    from .synth.cameras import ViewConfig
-    from .synth.generate import GenerateConfig, generate_dataset
-    from .synth.inspect import contact_sheet, dataset_statistics, load_scene_payloads
+    from .demo import run_demo
 
-    data = args.out / "data"
-    if (data / "generate.json").is_file():  # a previous demo: start afresh (other settings)
-        import shutil
-
-        shutil.rmtree(data)
-    config = GenerateConfig(objects="procedural", split="test", views=ViewConfig(views=args.views))
-    generate_dataset(data, args.scenes, config, workers=1)
-    scenes = load_scene_payloads(data)
-    _print_stats(dataset_statistics(scenes))
-    sheet = contact_sheet(scenes, args.out / "contact_sheet.png")
-    scene = Scene.load_json(data / "scene_000000" / "scene.json")
-    glb = args.out / "scene_000000.glb"
-    scene.export_glb(glb)
-    print(f"contact sheet: {sheet}\nscene GLB: {glb}\ndataset: {data}")
-    _demo_pose(data, args.out)
+    run_demo(args.out, scenes=args.scenes, resolution=args.resolution,
+             generator=args.generator, seed=args.seed)  # fmt: skip
     return 0
-
-
-def _demo_pose(data: Path, out: Path) -> None:
-    """Shipped PoseDiT vs the box-fit baseline on view 0 of each demo scene (unseen objects)."""
-    from .eval.pose_benchmark import build_methods, evaluate_scenes, format_table, summarize
-    from .pose.estimator import DEFAULT_WEIGHTS
-
-    if not (DEFAULT_WEIGHTS / "config.json").is_file():
-        print("no shipped pose weights in this checkout: skipping pose estimation")
-        return
-    methods = build_methods(["dit", "dit_icp", "box_fit"])
-    summary = summarize(evaluate_scenes([data], methods, samples_per_object=2048, progress=False))
-    print(
-        "\npose estimation from depth + masks, view 0 of each scene (objects unseen in training):"
-    )
-    print(format_table(summary))
 
 
 def cmd_export(args) -> int:
@@ -381,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.parse_args([sub, "--help"])
         parser.print_help()
         return 2
+    from .errors import SceneMakerError
     from .synth.generate import GenerationError
     from .synth.layout import LayoutError
 
@@ -394,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (
         CliError,
+        SceneMakerError,
         GenerationError,
         LayoutError,
         OSError,

@@ -168,6 +168,10 @@ class ObjectInstance:
     mesh_file: str | None = None
     """Path of the canonical mesh, relative to the scene folder, when stored on disk."""
     color: tuple[float, float, float] | None = None
+    mask_file: str | None = None
+    """Visible mask in the input image (pipeline outputs), relative to the scene folder."""
+    confidence: float | None = None
+    """Confidence of the estimate; None until a stage computes one."""
 
     def posed_mesh(self):
         if self.mesh is None:
@@ -188,6 +192,9 @@ class ObjectInstance:
         }
         if self.color is not None:
             d["color"] = list(self.color)
+        if self.mask_file is not None:
+            d["mask_file"] = self.mask_file
+            d["confidence"] = self.confidence
         return d
 
     @classmethod
@@ -202,6 +209,8 @@ class ObjectInstance:
             licence=d.get("licence", ""),
             mesh_file=d.get("mesh_file"),
             color=tuple(d["color"]) if d.get("color") is not None else None,
+            mask_file=d.get("mask_file"),
+            confidence=d.get("confidence"),
         )
 
 

@@ -88,8 +88,7 @@ class DiTIcpEstimator:
         self.iterations = iterations
 
     def estimate(self, observation: Observation, meshes: list) -> PoseResult:
-        from ..geometry.icp import icp
-        from ..geometry.sampling import sample_surface
+        from ..refine.icp import refine_pose_icp
 
         start = time.perf_counter()
         result = self.dit.estimate(observation, meshes)
@@ -101,11 +100,5 @@ class DiTIcpEstimator:
         for k, pose in enumerate(result.poses):
             if pose is None or k not in points:
                 continue
-            canon, _ = sample_surface(meshes[k], 2048, seed=k)
-            posed = pose.apply(canon)
-            # register the observed (partial) points onto the posed full surface, then
-            # move the object by the inverse: partial -> full is the well-posed direction
-            fit = icp(points[k], posed, iterations=self.iterations, max_distance=0.25 * pose.s)
-            inv = np.linalg.inv(fit.matrix)
-            refined[k] = Pose(inv[:3, :3] @ pose.R, inv[:3, :3] @ pose.t + inv[:3, 3], pose.s)
+            refined[k] = refine_pose_icp(pose, meshes[k], points[k], self.iterations, seed=k)
         return PoseResult(refined, result.skipped, time.perf_counter() - start)

@@ -169,8 +169,11 @@ class SceneRenderer:
         floor_size: float = 60.0,
         light_dir=(0.4, 1.0, 0.3),
         background=(0.82, 0.86, 0.92),
+        floor: bool = True,
     ) -> None:
-        """Upload a scene's meshes (world frame). Replaces the previous scene."""
+        """Upload a scene's meshes (world frame). Replaces the previous scene. ``floor=False``
+        renders the objects alone (e.g. re-rendering a reconstructed scene's masks)."""
+        self._draw_floor = bool(floor)
         if self._ctx is None:
             self._init_gl()
         self.release_scene()
@@ -233,7 +236,8 @@ class SceneRenderer:
         prog["u_checker"].value = 1
         prog["u_color"].value = self._floor_color
         prog["u_instance"].value = 1.0
-        self._floor[2].render(moderngl.TRIANGLES)
+        if self._draw_floor:
+            self._floor[2].render(moderngl.TRIANGLES)
         prog["u_checker"].value = 0
         for (_, _, (vao, _)), obj in self._objects:
             prog["u_color"].value = tuple(float(c) for c in obj.color)

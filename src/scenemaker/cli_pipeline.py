@@ -1,0 +1,202 @@
+"""``scenemaker run`` (one image or a folder), ``scenemaker doctor`` and ``scenemaker demo``.
+
+Heavy imports stay inside the commands: building the parser imports nothing but argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def add_run(sub) -> None:
+    from .pipeline import STAGES
+
+    p = sub.add_parser(
+        "run",
+        help="photo or RGB-D frame in, 3D scene out (a folder of images: batch, resumable)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("input", type=Path, help="an image, or a folder of images (batch)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--from-stage", default="perception", choices=STAGES,
+                   help="re-run from this stage on the results saved in --out")  # fmt: skip
+    g = p.add_argument_group("perception")
+    g.add_argument("--segmenter", default="auto",
+                   help="auto | user | grounded-sam | sam-clicks (auto: user if --masks)")  # fmt: skip
+    g.add_argument("--masks", default=None,
+                   help="label PNG, folder of per-object PNGs, or COCO RLE JSON")  # fmt: skip
+    g.add_argument("--prompt", default=None, help="grounded-sam text prompt, e.g. 'chair. lamp.'")
+    g.add_argument("--clicks", default=None,
+                   help="sam-clicks: 'x,y;x,y|x,y' (objects split by |, clicks by ;), pixels")  # fmt: skip
+    g.add_argument("--segmenter-model", default=None, help="model id or local folder")
+    g.add_argument("--depth", default="auto",
+                   help="auto | user | moge | depth-anything | depth-pro (auto: user if --depth-file)")  # fmt: skip
+    g.add_argument("--depth-file", default=None, help="RGB-D depth: 16-bit PNG / TIFF, EXR, NPY or NPZ")
+    g.add_argument("--depth-scale", type=float, default=1000.0,
+                   help="integer depth units per metre (float EXR / NPY depth is in metres)")  # fmt: skip
+    g.add_argument("--invalid-depth", type=float, default=0.0, help="depth value meaning 'no data'")
+    g.add_argument("--K", default=None, help="intrinsics fx,fy,cx,cy in pixels of the input image")
+    g.add_argument("--fov", type=float, default=None, help="horizontal field of view, degrees")
+    g.add_argument("--depth-model", default=None, help="model id or local folder")
+    g = p.add_argument_group("de-occlusion, objects, pose")
+    g.add_argument("--deocclusion", default="classical", help="classical | flux-kontext | none")
+    g.add_argument("--deocclusion-model", default=None, help="model id or local folder")
+    g.add_argument("--lora", default=None, help="de-occlusion LoRA (folder or .safetensors)")
+    g.add_argument("--generator", default="retrieval",
+                   help="retrieval | lift | oracle | shap-e | hunyuan3d | external")  # fmt: skip
+    g.add_argument("--generator-model", default=None, help="model id or local folder")
+    g.add_argument("--external-command", default=None,
+                   help="command template run without a shell, e.g. 'python gen.py {image} {out_mesh}'")  # fmt: skip
+    g.add_argument("--external-timeout", type=float, default=600.0, help="seconds per object")
+    g.add_argument("--pose", default="dit", help="dit | box_fit | registration | initial")
+    g.add_argument("--pose-weights", default=None, help="PoseDiT folder (default: shipped)")
+    g.add_argument("--steps", type=int, default=None, help="pose sampling steps (default: shipped)")
+    g.add_argument("--guidance", type=float, default=None)
+    g.add_argument("--refine", default="icp", help="icp | overlap | none")
+    g = p.add_argument_group("export and compute")
+    g.add_argument("--usd", action="store_true", help="also write scene.usda (usd-core)")
+    g.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16")
+    g.add_argument("--cpu-offload", action="store_true", help="offload model parts to the CPU")
+    g.add_argument("--max-side", type=int, default=2048, help="larger images are downscaled")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run, interrupt_hint="; finished images are kept, rerun to resume")
+
+
+def add_doctor(sub) -> None:
+    p = sub.add_parser("doctor", help="backends, whether they import, local weights, licences")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
+
+
+def _parse_clicks(text: str | None):
+    if not text:
+        return None
+    from .errors import InputError
+
+    try:
+        return [
+            [tuple(float(v) for v in point.split(",")) for point in obj.split(";") if point.strip()]
+            for obj in text.split("|")
+        ]
+    except ValueError:
+        raise InputError(f"--clicks {text!r}: expected 'x,y;x,y|x,y' in pixels") from None
+
+
+def _config(args):
+    from .pipeline import PipelineConfig
+
+    return PipelineConfig(
+        segmenter=args.segmenter, masks=args.masks, prompt=args.prompt,
+        clicks=_parse_clicks(args.clicks), segmenter_model=args.segmenter_model,
+        depth=args.depth, depth_file=args.depth_file, depth_scale=args.depth_scale,
+        invalid_depth=args.invalid_depth, K=args.K, fov=args.fov, depth_model=args.depth_model,
+        deocclusion=args.deocclusion, deocclusion_model=args.deocclusion_model, lora=args.lora,
+        generator=args.generator, generator_model=args.generator_model,
+        external_command=args.external_command, external_timeout=args.external_timeout,
+        pose=args.pose, pose_weights=args.pose_weights, pose_steps=args.steps,
+        guidance=args.guidance, refine=args.refine, usd=args.usd, device=args.device,
+        dtype=args.dtype, cpu_offload=args.cpu_offload, max_side=args.max_side, seed=args.seed,
+    )  # fmt: skip
+
+
+def _per_image(path: str | None, stem: str, kind: str) -> str | None:
+    """In batch mode a --masks / --depth-file folder holds one file per image stem."""
+    if path is None:
+        return None
+    from .errors import InputError
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"{path}: in batch mode {kind} must be a folder with one file per image")
+    hits = sorted(p for p in folder.iterdir() if p.stem == stem)
+    if not hits:
+        raise InputError(f"{folder}: no {kind} file for image '{stem}'")
+    return str(hits[0])
+
+
+def cmd_run(args) -> int:
+    from dataclasses import replace
+
+    from .errors import InputError
+    from .pipeline import SceneMakerPipeline
+
+    config = _config(args)
+    if not args.input.exists():
+        raise InputError(f"{args.input}: no such image or folder")
+    if args.input.is_file():
+        report = SceneMakerPipeline(config, progress=not args.quiet).run(
+            args.input, args.out, from_stage=args.from_stage
+        )
+        _print_report(report, args.out)
+        return 0
+    images = sorted(p for p in args.input.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise InputError(f"{args.input}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    from tqdm.auto import tqdm
+
+    failures, done, skipped = {}, 0, 0
+    for image in tqdm(images, desc="images", unit="image", disable=args.quiet):
+        out = args.out / image.stem
+        if (out / "scene.json").is_file() and (out / "report.json").is_file():
+            skipped += 1  # finished in an earlier run
+            continue
+        try:
+            cfg = replace(
+                config,
+                masks=_per_image(config.masks, image.stem, "--masks"),
+                depth_file=_per_image(config.depth_file, image.stem, "--depth-file"),
+            )
+            SceneMakerPipeline(cfg, progress=False).run(image, out)
+            done += 1
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
+            failures[image.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    print(f"{done} done, {skipped} already finished, {len(failures)} failed (of {len(images)})")
+    for name, why in failures.items():
+        print(f"  {name}: {why}")
+    return 1 if failures else 0
+
+
+def _print_report(report: dict, out: Path) -> None:
+    print(
+        f"{report['placed']} of {report['objects']} objects placed in {out / 'scene.glb'} "
+        f"({report['seconds']['total']:.1f} s)"
+    )
+    for k, why in report["skipped"].items():
+        print(f"  object {k} skipped: {why}")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+
+
+def cmd_doctor(args) -> int:
+    from .backends import device_summary, doctor
+
+    rows = doctor()
+    device = device_summary()
+    if args.json:
+        print(json.dumps({"device": device, "backends": rows}, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"SceneMaker backends (device: {device})")
+    for col in ("stage", "backend", "imports", "weights (local?)", "licence"):
+        table.add_column(col)
+    for r in rows:
+        weights = ", ".join(f"{w} {'yes' if ok else 'no'}" for w, ok in r["weights"].items())
+        imports = "yes" if r["imports"] else f"no (missing {', '.join(r['missing'])})"
+        table.add_row(r["stage"], r["name"], imports, weights or "embedded", r["licence"])
+    Console(width=200).print(table)
+    return 0
+
+
+def main_run(argv=None) -> int:  # pragma: no cover - convenience for `python -m`
+    from .cli import main
+
+    return main(["run", *(argv or sys.argv[1:])])

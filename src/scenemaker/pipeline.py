@@ -1,0 +1,489 @@
+"""SceneMakerPipeline: one photo (or RGB-D frame) in, one 3D scene out.
+
+Stages (ARCHITECTURE.md): perception -> deocclusion -> object3d -> pose -> refine -> export.
+Each stage writes its result under the output folder and can be read back, so
+``run(..., from_stage="pose")`` re-runs the pose stage and what follows on saved results:
+
+    out/
+      config.json                 resolved settings of every stage
+      input/image.png             the image as used (EXIF-rotated, RGB, maybe downscaled)
+      perception/masks.png        label PNG: 0 background, k = object k (1-based)
+      perception/objects.json     labels and detector scores
+      perception/depth.npy        float32 metres (0 = invalid), + depth.png (uint16 mm) to view
+      perception/intrinsics.json  K (pixels), image size, where K came from
+      deocclusion/object_XX_{input,amodal,mask}.png, deocclusion/crops.json
+      object3d/object_XX.glb      canonical mesh per object, object3d/objects.json
+      pose/poses.json             camera-frame (OpenCV) pose per object, or why it is missing
+      refine/poses.json
+      scene.json, scene.glb       the scene (world = the camera's OpenGL axes: x right, y up,
+                                  camera at the origin looking down -z)
+      masks/object_XX.png         visible mask of each placed object (scene.json mask_file)
+      report.json                 per-stage seconds, notes, skipped objects
+
+A failed run leaves no half-written file: every file is written to a temporary name and
+renamed, and ``scene.glb`` / ``scene.json`` are written last.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .io_utils import atomic_write_bytes, atomic_write_json
+from .scene import Camera, ObjectInstance, Pose, Scene
+
+STAGES = ("perception", "deocclusion", "object3d", "pose", "refine", "export")
+CV_TO_GL3 = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes <-> OpenGL camera axes
+PIPELINE_SCHEMA = "scenemaker.pipeline/1"
+
+
+@dataclass
+class PipelineConfig:
+    """Every stage's backend and settings; saved as ``config.json`` beside the outputs."""
+
+    segmenter: str = "auto"
+    """"auto" (user masks if given, else grounded-sam), "user", "grounded-sam", "sam-clicks"."""
+    masks: str | None = None
+    """User masks: label PNG, folder of per-object PNGs, or COCO RLE JSON."""
+    prompt: str | None = None
+    """Text prompt for grounded-sam (default: a generic list of everyday objects)."""
+    clicks: list | None = None
+    """sam-clicks: one list of (x, y) pixel clicks per object."""
+    segmenter_model: str | None = None
+    depth: str = "auto"
+    """"auto" (user depth if given, else moge), "user", "moge", "depth-anything", "depth-pro"."""
+    depth_file: str | None = None
+    """User depth (RGB-D): 16-bit PNG (units per metre = depth_scale), EXR or NPY."""
+    depth_scale: float = 1000.0
+    invalid_depth: float = 0.0
+    K: str | None = None
+    """Intrinsics "fx,fy,cx,cy" in pixels of the input image."""
+    fov: float | None = None
+    """Horizontal field of view in degrees (principal point at the centre)."""
+    depth_model: str | None = None
+    deocclusion: str = "classical"
+    """"classical" (OpenCV, embedded), "flux-kontext", "none"."""
+    deocclusion_model: str | None = None
+    lora: str | None = None
+    generator: str = "retrieval"
+    """"retrieval" (embedded), "lift" (embedded), "oracle", "shap-e", "hunyuan3d", "external"."""
+    generator_model: str | None = None
+    external_command: str | None = None
+    external_timeout: float = 600.0
+    pose: str = "dit"
+    """"dit" (shipped PoseDiT), "box_fit", "registration", "initial" (the generator's)."""
+    pose_weights: str | None = None
+    pose_steps: int | None = None
+    guidance: float | None = None
+    refine: str = "icp"
+    """"icp", "overlap" (ICP, then overlapping objects pushed apart), "none"."""
+    usd: bool = False
+    device: str = "cpu"
+    dtype: str | None = None
+    cpu_offload: bool = False
+    max_side: int = 2048
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"schema": PIPELINE_SCHEMA, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PipelineConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class StageTimer:
+    seconds: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    if not path.is_file():
+        raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+class SceneMakerPipeline:
+    """Chains the stages; backends are built by name from :class:`PipelineConfig` or injected
+    (``segmenter=``, ``depth_estimator=``, ...) as objects implementing the stage protocol."""
+
+    def __init__(self, config: PipelineConfig | None = None, progress: bool = True, **backends):
+        self.config = config or PipelineConfig()
+        self.progress = progress
+        self._backends = backends
+
+    # ------------------------------------------------------------------ backends
+    def backend(self, kind: str):
+        if kind not in self._backends:
+            from .backends import build_backend
+
+            self._backends[kind] = build_backend(kind, self.config)
+        return self._backends[kind]
+
+    def _log(self, message: str) -> None:
+        if self.progress:
+            from rich.console import Console
+
+            Console(stderr=True, highlight=False).print(message)
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        image: str | Path | np.ndarray,
+        out: str | Path,
+        from_stage: str = "perception",
+        extra: list[dict] | None = None,
+    ) -> dict:
+        """Run the stages from ``from_stage`` on; returns the report (also ``report.json``).
+
+        ``extra``: per-object side information for backends that need it (the oracle's
+        ground-truth meshes), in the order of the masks."""
+        if from_stage not in STAGES:
+            raise ValueError(f"from_stage must be one of {', '.join(STAGES)}, got {from_stage!r}")
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: output path is a file, expected a folder")
+        start = STAGES.index(from_stage)
+        timer = StageTimer()
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in ("scene.glb", "scene.json", "scene.usda"):
+            if start <= STAGES.index("export"):
+                (out / stale).unlink(missing_ok=True)  # never leave a result of older stages
+        atomic_write_json(out / "config.json", self.config.to_dict())
+
+        t0 = time.perf_counter()
+        if start == 0:
+            rgb, notes = self._load_image(image)
+            timer.notes += notes
+            _png(out / "input" / "image.png", rgb)
+        else:
+            rgb = _read_png(out / "input" / "image.png")[..., :3]
+
+        def stage(name, fn, loader):
+            if STAGES.index(name) < start:
+                return loader()
+            t = time.perf_counter()
+            self._log(f"[bold]{name}[/bold] ...")
+            result = fn()
+            timer.seconds[name] = round(time.perf_counter() - t, 3)
+            self._log(f"  {name}: {timer.seconds[name]:.2f} s")
+            return result
+
+        masks, labels, scores, depth, K = stage(
+            "perception",
+            lambda: self._perception(rgb, out, timer),
+            lambda: self._load_perception(out),
+        )
+        if len(masks) == 0:
+            timer.notes.append("no object detected: the scene is empty")
+        amodal = stage(
+            "deocclusion",
+            lambda: self._deocclusion(rgb, masks, labels, out),
+            lambda: self._load_deocclusion(out, masks, labels),
+        )
+        points = self._observed_points(depth, K, masks)
+        meshes = stage(
+            "object3d",
+            lambda: self._object3d(amodal, masks, labels, points, K, out, extra, timer),
+            lambda: self._load_object3d(out),
+        )
+        poses, skipped = stage(
+            "pose",
+            lambda: self._pose(rgb, depth, K, masks, meshes, out, timer),
+            lambda: self._load_poses(out / "pose" / "poses.json"),
+        )
+        poses = stage(
+            "refine",
+            lambda: self._refine(poses, meshes, points, skipped, out),
+            lambda: self._load_poses(out / "refine" / "poses.json")[0],
+        )
+        stage(
+            "export",
+            lambda: self._export(out, rgb, K, labels, scores, meshes, poses, skipped),
+            lambda: None,
+        )
+        report = {
+            "schema": "scenemaker.report/1",
+            "objects": len(masks),
+            "placed": sum(p is not None for p in poses),
+            "skipped": {str(k): v for k, v in skipped.items()},
+            "seconds": {**timer.seconds, "total": round(time.perf_counter() - t0, 3)},
+            "notes": timer.notes,
+            "backends": {
+                k: getattr(self._backends.get(k), "name", None) for k in sorted(self._backends)
+            },
+        }
+        atomic_write_json(out / "report.json", report)
+        return report
+
+    # ------------------------------------------------------------------ stages
+    def _load_image(self, image) -> tuple[np.ndarray, list[str]]:
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise InputError(f"image array must be (H, W, 3) uint8, got {image.shape}")
+            return image, []
+        from .perception.inputs import load_image
+
+        loaded = load_image(image, max_side=self.config.max_side)
+        self._image_scale = (loaded.original_size, loaded.rgb.shape[1::-1])
+        return loaded.rgb, list(loaded.notes)
+
+    def _perception(self, rgb, out: Path, timer: StageTimer):
+        h, w = rgb.shape[:2]
+        depth_map = self.backend("depth").estimate(rgb, self._known_K(w, h))
+        if depth_map.depth.shape != (h, w):
+            raise InputError(
+                f"depth is {depth_map.depth.shape[1]}x{depth_map.depth.shape[0]} but the image "
+                f"is {w}x{h} (expected the same size)"
+            )
+        found = self.backend("segmenter").segment(rgb, self.config.prompt)
+        if found.masks.shape[1:] != (h, w) and len(found):
+            raise InputError(
+                f"masks are {found.masks.shape[2]}x{found.masks.shape[1]} but the image is "
+                f"{w}x{h} (expected the same size)"
+            )
+        masks = [m for m in found.masks]
+        from .perception.inputs import write_label_png
+
+        folder = out / "perception"
+        write_label_png(
+            found.masks if len(found) else np.zeros((0, h, w), bool), folder / "masks.png"
+        )
+        atomic_write_json(
+            folder / "objects.json",
+            {
+                "schema": "scenemaker.objects/1",
+                "labels": list(found.labels),
+                "scores": [None if s is None else float(s) for s in found.scores],
+            },
+        )
+        self._save_npy(folder / "depth.npy", depth_map.depth)
+        _png(folder / "depth.png", np.clip(depth_map.depth * 1000, 0, 65535).astype(np.uint16))
+        atomic_write_json(
+            folder / "intrinsics.json",
+            {"schema": "scenemaker.intrinsics/1", "K": depth_map.K, "width": w, "height": h},
+        )
+        return masks, list(found.labels), list(found.scores), depth_map.depth, depth_map.K
+
+    def _known_K(self, width: int, height: int):
+        from .perception.inputs import parse_intrinsics, scale_intrinsics
+
+        K = parse_intrinsics(self.config.K, self.config.fov, *self._original_size(width, height))
+        if K is not None and hasattr(self, "_image_scale"):
+            K = scale_intrinsics(K, *self._image_scale)
+        return K
+
+    def _original_size(self, width, height):
+        return self._image_scale[0] if hasattr(self, "_image_scale") else (width, height)
+
+    @staticmethod
+    def _save_npy(path: Path, array: np.ndarray) -> None:
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def _load_perception(self, out: Path):
+        folder = out / "perception"
+        label = _read_png(folder / "masks.png")
+        meta = json.loads((folder / "objects.json").read_text())
+        n = len(meta["labels"])
+        masks = [label == k + 1 for k in range(n)]
+        depth = np.load(folder / "depth.npy", allow_pickle=False)
+        K = np.asarray(json.loads((folder / "intrinsics.json").read_text())["K"])
+        return masks, meta["labels"], meta["scores"], depth, K
+
+    def _deocclusion(self, rgb, masks, labels, out: Path):
+        from .deocclusion import make_crop
+
+        deoccluder = self.backend("deoccluder")
+        folder = out / "deocclusion"
+        results, records = [], []
+        for k, (mask, label) in enumerate(zip(masks, labels, strict=True)):
+            crop = make_crop(rgb, mask, label)
+            amodal = deoccluder.complete(crop)
+            results.append(amodal)
+            _png(folder / f"object_{k:02d}_input.png", crop.image)
+            _png(folder / f"object_{k:02d}_amodal.png", amodal.image)
+            _png(folder / f"object_{k:02d}_mask.png", amodal.mask.astype(np.uint8) * 255)
+            records.append({"box": list(crop.box), "label": label, "method": amodal.method})
+        atomic_write_json(folder / "crops.json", {"schema": "scenemaker.crops/1", "crops": records})
+        return results
+
+    def _load_deocclusion(self, out: Path, masks, labels):
+        from .deocclusion import AmodalCrop, ObjectCrop
+
+        folder = out / "deocclusion"
+        records = json.loads((folder / "crops.json").read_text())["crops"]
+        results = []
+        for k, rec in enumerate(records):
+            image = _read_png(folder / f"object_{k:02d}_input.png")[..., :3]
+            crop = ObjectCrop(image, np.all(image < 255, -1), tuple(rec["box"]), rec["label"])
+            results.append(
+                AmodalCrop(
+                    _read_png(folder / f"object_{k:02d}_amodal.png")[..., :3],
+                    _read_png(folder / f"object_{k:02d}_mask.png") > 127,
+                    crop,
+                    rec["method"],
+                )
+            )
+        return results
+
+    def _observed_points(self, depth, K, masks) -> list:
+        from .pose.observations import observed_points
+
+        return [
+            observed_points(depth, K, m, 1024, seed=self.config.seed) if m.any() else None
+            for m in masks
+        ]
+
+    def _object3d(self, amodal, masks, labels, points, K, out: Path, extra, timer):
+        from .object3d import ObjectObservation
+
+        generator = self.backend("generator")
+        folder = out / "object3d"
+        meshes, records = [], []
+        for k, (crop, mask, label) in enumerate(zip(amodal, masks, labels, strict=True)):
+            obs = ObjectObservation(
+                k, label, mask, points[k] if points[k] is not None else np.zeros((0, 3)), K,
+                extra=(extra[k] if extra else {}),
+            )  # fmt: skip
+            generated = generator.generate(crop, obs)
+            meshes.append(generated)
+            atomic_write_bytes(
+                folder / f"object_{k:02d}.glb", generated.mesh.export(file_type="glb")
+            )
+            records.append(
+                {
+                    "source": generated.source,
+                    "textured": generated.textured,
+                    "initial_pose": None
+                    if generated.initial_pose is None
+                    else generated.initial_pose.to_dict(),
+                }
+            )
+        atomic_write_json(
+            folder / "objects.json", {"schema": "scenemaker.meshes/1", "objects": records}
+        )
+        return meshes
+
+    def _load_object3d(self, out: Path):
+        import trimesh
+
+        from .object3d import CanonicalMesh
+
+        folder = out / "object3d"
+        records = json.loads((folder / "objects.json").read_text())["objects"]
+        meshes = []
+        for k, rec in enumerate(records):
+            mesh = trimesh.load(folder / f"object_{k:02d}.glb", force="mesh", process=False)
+            pose = rec["initial_pose"]
+            meshes.append(
+                CanonicalMesh(
+                    mesh, rec["source"], None if pose is None else Pose.from_dict(pose),
+                    rec["textured"],
+                )
+            )  # fmt: skip
+        return meshes
+
+    def _pose(self, rgb, depth, K, masks, meshes, out: Path, timer):
+        from .pose.estimator import Observation
+
+        skipped: dict[int, str] = {}
+        poses: list = [None] * len(masks)
+        if masks:
+            observation = Observation(depth, K, masks, rgb)
+            estimator = self.backend("pose")
+            if getattr(estimator, "name", "") == "initial":
+                result = estimator.estimate(observation, meshes)
+            else:
+                result = estimator.estimate(observation, [m.mesh for m in meshes])
+            poses, skipped = list(result.poses), dict(result.skipped)
+        self._save_poses(out / "pose" / "poses.json", poses, skipped)
+        return poses, skipped
+
+    def _refine(self, poses, meshes, points, skipped, out: Path):
+        refined = self.backend("refiner").refine(poses, [m.mesh for m in meshes], points)
+        self._save_poses(out / "refine" / "poses.json", refined, skipped)
+        return refined
+
+    @staticmethod
+    def _save_poses(path: Path, poses, skipped) -> None:
+        atomic_write_json(
+            path,
+            {
+                "schema": "scenemaker.poses/1",
+                "frame": "OpenCV camera (x right, y down, z forward), metres",
+                "poses": [None if p is None else p.to_dict() for p in poses],
+                "skipped": {str(k): v for k, v in skipped.items()},
+            },
+        )
+
+    @staticmethod
+    def _load_poses(path: Path):
+        if not path.is_file():
+            raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
+        d = json.loads(path.read_text())
+        poses = [None if p is None else Pose.from_dict(p) for p in d["poses"]]
+        return poses, {int(k): v for k, v in d["skipped"].items()}
+
+    def _export(self, out: Path, rgb, K, labels, scores, meshes, poses, skipped) -> None:
+        scene = build_scene(rgb.shape[1], rgb.shape[0], K, labels, meshes, poses, skipped)
+        label_png = _read_png(out / "perception" / "masks.png")
+        for obj in scene.objects:
+            index = obj.instance_id - 2
+            obj.mesh_file = f"object3d/object_{index:02d}.glb"
+            obj.mask_file = f"masks/object_{index:02d}.png"
+            _png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
+        if self.config.usd:
+            from .export_usd import export_usd
+
+            export_usd(scene, out / "scene.usda")
+        scene.save_json(out / "scene.json")
+        scene.export_glb(out / "scene.glb")
+
+
+def build_scene(width, height, K, labels, meshes, poses, skipped=None) -> Scene:
+    """Objects with a pose, in the world frame of pipeline outputs (the camera's OpenGL axes:
+    x right, y up, z towards the viewer; camera at the origin), and that camera."""
+    objects = []
+    for k, (label, generated, pose) in enumerate(zip(labels, meshes, poses, strict=True)):
+        if pose is None:
+            continue
+        world = Pose(CV_TO_GL3 @ pose.R, CV_TO_GL3 @ pose.t, pose.s)
+        objects.append(
+            ObjectInstance(
+                mesh=generated.mesh, label=label, pose=world, instance_id=k + 2,
+                source=generated.source,
+            )
+        )  # fmt: skip
+    w2c = np.eye(4)
+    w2c[:3, :3] = CV_TO_GL3
+    camera = Camera(K, w2c, width, height)
+    metadata = {
+        "world_frame": "the input camera's OpenGL axes (x right, y up, z towards the viewer), "
+        "camera at the origin; cameras[0].world_to_camera gives OpenCV camera coordinates",
+        "skipped": {str(k): v for k, v in (skipped or {}).items()},
+    }
+    return Scene(objects, [camera], metadata)

@@ -1,0 +1,254 @@
+"""SceneMakerPipeline end to end on a synthetic RGB-D frame given as a user's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scenemaker.demo import write_frame
+from scenemaker.errors import InputError
+from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline, build_scene
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    """One rendered view of unseen (test-split) objects saved as image / depth / masks / K."""
+    from scenemaker.synth.cameras import ViewConfig
+    from scenemaker.synth.dataset import list_scenes
+    from scenemaker.synth.generate import GenerateConfig, generate_dataset
+    from scenemaker.synth.layout import LayoutConfig
+
+    root = tmp_path_factory.mktemp("frame")
+    config = GenerateConfig(
+        objects="procedural", split="test", seed=3,
+        layout=LayoutConfig(min_objects=3, max_objects=3),
+        views=ViewConfig(views=1, width=192, height=160), surface_samples=2048,
+    )  # fmt: skip
+    generate_dataset(root / "data", 1, config, workers=1, progress=False)
+    scene = list_scenes(root / "data")[0]
+    view = scene.view(0)
+    files = write_frame(view, scene.scene.objects, root / "input")
+    files["view"] = view
+    return files
+
+
+def _config(frame, **kw) -> PipelineConfig:
+    base = dict(masks=str(frame["masks"]), depth_file=str(frame["depth"]), K=frame["K"])
+    return PipelineConfig(**{**base, **kw})
+
+
+def _extra(frame):
+    return [{"gt_mesh": obj.mesh} for obj in frame["objects"]]
+
+
+@pytest.fixture(scope="module")
+def oracle_run(frame, tmp_path_factory):
+    out = tmp_path_factory.mktemp("oracle")
+    report = SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
+        frame["image"], out, extra=_extra(frame)
+    )
+    return out, report
+
+
+def test_outputs_and_scene_json(frame, oracle_run):
+    out, report = oracle_run
+    n = len(frame["objects"])
+    assert report["objects"] == n and report["placed"] == n
+    assert set(report["seconds"]) >= {"perception", "deocclusion", "object3d", "pose", "refine"}
+    for name in ("config.json", "report.json", "scene.json", "scene.glb", "input/image.png",
+                 "perception/masks.png", "perception/depth.npy", "pose/poses.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    scene = json.loads((out / "scene.json").read_text())
+    assert scene["schema"] == "scenemaker.scene/1"
+    K = np.asarray(scene["cameras"][0]["K"])
+    fx, fy, cx, cy = (float(v) for v in frame["K"].split(","))
+    np.testing.assert_allclose(K[[0, 1, 0, 1], [0, 1, 2, 2]], [fx, fy, cx, cy], rtol=1e-6)
+    for obj in scene["objects"]:
+        assert obj["confidence"] is None
+        assert (out / obj["mask_file"]).is_file() and (out / obj["mesh_file"]).is_file()
+        pose = obj["pose"]
+        m = np.asarray(pose["matrix"])
+        np.testing.assert_allclose(m[:3, :3], pose["s"] / 2 * np.asarray(pose["R"]), atol=1e-9)
+    assert not list(out.rglob("*.tmp*"))  # no temporary leftovers
+
+
+def test_glb_is_valid_and_has_every_object(oracle_run):
+    import trimesh
+
+    from scenemaker.eval.gltf_check import validate_gltf, validator_available
+
+    out, report = oracle_run
+    if not validator_available():
+        pytest.fail("glTF validator missing: scripts/setup.sh installs it under .venv/node")
+    issues = validate_gltf(out / "scene.glb")["issues"]
+    assert issues["numErrors"] == 0, issues["messages"][:5]
+    loaded = trimesh.load(out / "scene.glb")
+    names = [n for n in loaded.graph.nodes_geometry]
+    assert len(names) == report["placed"]
+    assert "camera" in loaded.graph.nodes
+
+
+def test_rerendered_masks_match_input_with_oracle_meshes(frame, oracle_run):
+    from scenemaker.eval.rerender import rerender_mask_iou
+    from scenemaker.scene import Scene
+
+    out, _ = oracle_run
+    view = frame["view"]
+    masks = {k + 2: view.instance == o.instance_id for k, o in enumerate(frame["objects"])}
+    ious = rerender_mask_iou(Scene.load_json(out / "scene.json"), masks)
+    assert np.mean(list(ious.values())) >= 0.7, ious
+
+
+def test_from_stage_reuses_saved_results(frame, oracle_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(oracle_run[0], out)
+    before = (out / "perception" / "masks.png").stat().st_mtime_ns
+    meshes_before = (out / "object3d" / "object_00.glb").read_bytes()
+    report = SceneMakerPipeline(
+        _config(frame, generator="oracle", pose="box_fit", refine="none"), progress=False
+    ).run(frame["image"], out, from_stage="pose")
+    assert set(report["seconds"]) == {"pose", "refine", "export", "total"}
+    assert (out / "perception" / "masks.png").stat().st_mtime_ns == before
+    assert (out / "object3d" / "object_00.glb").read_bytes() == meshes_before
+    assert json.loads((out / "config.json").read_text())["pose"] == "box_fit"
+    assert (out / "scene.glb").is_file()
+
+
+def test_from_stage_without_saved_results_is_a_clear_error(frame, tmp_path):
+    with pytest.raises(InputError, match="saved stage output not found"):
+        SceneMakerPipeline(_config(frame), progress=False).run(
+            frame["image"], tmp_path, from_stage="pose"
+        )
+
+
+def test_no_object_gives_an_empty_valid_scene(frame, tmp_path):
+    from PIL import Image
+
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros(frame["view"].depth.shape, np.uint8)).save(empty)
+    report = SceneMakerPipeline(_config(frame, masks=str(empty)), progress=False).run(
+        frame["image"], tmp_path / "out"
+    )
+    assert report["objects"] == 0 and any("no object" in n for n in report["notes"])
+    scene = json.loads((tmp_path / "out" / "scene.json").read_text())
+    assert scene["objects"] == [] and (tmp_path / "out" / "scene.glb").is_file()
+
+
+def test_failed_run_leaves_no_scene_glb(frame, oracle_run, tmp_path):
+    import shutil
+
+    class Broken:
+        name = "broken"
+
+        def generate(self, amodal, observation):
+            raise RuntimeError("generator exploded")
+
+    out = tmp_path / "run"
+    shutil.copytree(oracle_run[0], out)  # a finished earlier run: its scene must not survive
+    pipe = SceneMakerPipeline(_config(frame), progress=False, generator=Broken())
+    with pytest.raises(RuntimeError, match="exploded"):
+        pipe.run(frame["image"], out, from_stage="object3d")
+    assert not (out / "scene.glb").exists() and not (out / "scene.json").exists()
+
+
+def test_depth_of_the_wrong_size_is_rejected(frame, tmp_path):
+    small = tmp_path / "depth.npy"
+    np.save(small, np.ones((10, 12), np.float32))
+    with pytest.raises(InputError, match="depth"):
+        SceneMakerPipeline(_config(frame, depth_file=str(small)), progress=False).run(
+            frame["image"], tmp_path / "out"
+        )
+    assert not (tmp_path / "out" / "scene.glb").exists()
+
+
+def test_world_frame_is_the_cameras_opengl_axes():
+    import trimesh
+
+    from scenemaker.object3d import CanonicalMesh
+    from scenemaker.scene import Pose
+
+    pose = Pose(np.eye(3), [0.1, 0.2, 2.0], 0.5)  # OpenCV camera: 2 m ahead, below centre
+    K = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+    scene = build_scene(64, 48, K, ["cup"], [CanonicalMesh(trimesh.creation.box(), "t")], [pose])
+    obj = scene.objects[0]
+    np.testing.assert_allclose(obj.pose.t, [0.1, -0.2, -2.0])
+    uv, z = scene.cameras[0].project(obj.pose.t[None])
+    np.testing.assert_allclose(uv[0], [32 + 100 * 0.05, 24 + 100 * 0.1])
+    assert z[0] == pytest.approx(2.0)
+
+
+def test_usd_export(frame, oracle_run, tmp_path):
+    from pxr import Usd, UsdGeom
+
+    from scenemaker.export_usd import export_usd
+    from scenemaker.scene import Scene
+
+    scene = Scene.load_json(oracle_run[0] / "scene.json")
+    export_usd(scene, tmp_path / "scene.usda")
+    stage = Usd.Stage.Open(str(tmp_path / "scene.usda"))
+    meshes = [p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)]
+    assert len(meshes) == len(scene.objects)
+    assert UsdGeom.GetStageUpAxis(stage) == "Y"
+    cams = [p for p in stage.Traverse() if p.IsA(UsdGeom.Camera)]
+    assert len(cams) == 1
+
+
+def _cli(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "scenemaker.cli", *args],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=600,
+    )  # fmt: skip
+
+
+def test_cli_batch_skips_finished_and_summarises_failures(frame, tmp_path):
+    import shutil
+
+    images, masks, depths = tmp_path / "images", tmp_path / "masks", tmp_path / "depths"
+    for d in (images, masks, depths):
+        d.mkdir()
+    for stem in ("a", "b"):
+        shutil.copy(frame["image"], images / f"{stem}.png")
+        shutil.copy(frame["masks"], masks / f"{stem}.png")
+    shutil.copy(frame["depth"], depths / "a.png")
+    np.save(depths / "b.npy", np.ones((7, 7), np.float32))  # wrong size: b fails
+    args = ["run", str(images), "--out", str(tmp_path / "out"), "--masks", str(masks),
+            "--depth-file", str(depths), "--K", frame["K"], "--generator", "lift",
+            "--pose", "initial", "--quiet"]  # fmt: skip
+    done = _cli(*args)
+    assert done.returncode == 1, done.stderr
+    assert "1 done, 0 already finished, 1 failed" in done.stdout
+    assert "b.png" in done.stdout and "Traceback" not in done.stdout + done.stderr
+    assert (tmp_path / "out" / "a" / "scene.glb").is_file()
+    again = _cli(*args)
+    assert "0 done, 1 already finished, 1 failed" in again.stdout
+
+
+def test_cli_single_image_errors_are_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    done = _cli("run", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o"),
+                "--masks", "x.png", "--depth-file", "d.png", "--fov", "60")  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "notes.txt" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_doctor_lists_every_backend():
+    done = _cli("doctor", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    names = {(r["stage"], r["name"]) for r in report["backends"]}
+    for expected in [("segmenter", "grounded-sam"), ("depth", "moge"), ("deoccluder", "flux-kontext"),
+                     ("generator", "retrieval"), ("generator", "hunyuan3d"), ("pose", "dit")]:  # fmt: skip
+        assert expected in names
+    hunyuan = next(r for r in report["backends"] if r["name"] == "hunyuan3d")
+    assert not hunyuan["imports"] and "hy3dgen" in hunyuan["missing"]
+    assert all(r["licence"] for r in report["backends"])
+    assert report["device"]

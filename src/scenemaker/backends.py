@@ -74,6 +74,8 @@ SPECS: list[BackendSpec] = [
                 ("open3d",)),
     BackendSpec("pose", "initial", "scenemaker.backends:InitialPoseEstimator",
                 note="the generator's own placement (lift), box fit where it has none"),
+    BackendSpec("refiner", "fit", "scenemaker.refine:FitRefiner",
+                note="4 headings per object, ICP, best fit to the depth image"),
     BackendSpec("refiner", "icp", "scenemaker.refine:IcpRefiner"),
     BackendSpec("refiner", "overlap", "scenemaker.refine:OverlapRefiner"),
     BackendSpec("refiner", "none", "scenemaker.refine:NoRefiner"),
@@ -170,10 +172,10 @@ def build_backend(kind: str, config):
         return cls(seed=config.seed)
     if kind == "refiner":
         if name == "overlap":
-            from .refine import IcpRefiner
+            from .refine import FitRefiner
 
-            return cls(icp=IcpRefiner(seed=config.seed))
-        if name == "icp":
+            return cls(icp=FitRefiner(seed=config.seed))
+        if name in ("icp", "fit"):
             return cls(seed=config.seed)
         return cls()
     raise ValueError(f"unknown backend kind {kind!r}")

@@ -187,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="synthetic datasets").add_subparsers(dest="data_command")
     _add_generate(data)
     _add_inspect(data)
+    from .cli_deocclusion import add_data, add_eval, add_train
+
+    add_data(data)
     train = sub.add_parser("train", help="train models").add_subparsers(dest="train_command")
     _add_train_pose(train)
+    add_train(train)
     ship = train.add_parser("ship-pose", help="copy a run's best weights into the package (fp16)")
     ship.add_argument("run", type=Path)
     ship.add_argument(
@@ -229,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--out", type=Path, required=True, help="writes OUT/metrics.json")
     ev.set_defaults(func=cmd_eval_pose)
+    add_eval(evaluate)
     from .cli_pipeline import add_doctor, add_run
 
     add_run(sub)

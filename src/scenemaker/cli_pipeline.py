@@ -36,7 +36,9 @@ def add_run(sub) -> None:
     g.add_argument("--segmenter-model", default=None, help="model id or local folder")
     g.add_argument("--depth", default="auto",
                    help="auto | user | moge | depth-anything | depth-pro (auto: user if --depth-file)")  # fmt: skip
-    g.add_argument("--depth-file", default=None, help="RGB-D depth: 16-bit PNG / TIFF, EXR, NPY or NPZ")
+    g.add_argument(
+        "--depth-file", default=None, help="RGB-D depth: 16-bit PNG / TIFF, EXR, NPY or NPZ"
+    )
     g.add_argument("--depth-scale", type=float, default=1000.0,
                    help="integer depth units per metre (float EXR / NPY depth is in metres)")  # fmt: skip
     g.add_argument("--invalid-depth", type=float, default=0.0, help="depth value meaning 'no data'")
@@ -57,7 +59,7 @@ def add_run(sub) -> None:
     g.add_argument("--pose-weights", default=None, help="PoseDiT folder (default: shipped)")
     g.add_argument("--steps", type=int, default=None, help="pose sampling steps (default: shipped)")
     g.add_argument("--guidance", type=float, default=None)
-    g.add_argument("--refine", default="icp", help="icp | overlap | none")
+    g.add_argument("--refine", default="fit", help="fit | icp | overlap | none")
     g = p.add_argument_group("export and compute")
     g.add_argument("--usd", action="store_true", help="also write scene.usda (usd-core)")
     g.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")

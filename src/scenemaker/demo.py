@@ -68,8 +68,8 @@ def compare_to_truth(result: Path, truth_objects, w2c, samples: int = 4096) -> d
         pred_pts.append(pose.apply(sample_surface(mesh, samples, seed=k)[0]))
         true_pose = camera_frame_pose(obj.pose, w2c)
         gt_pts.append(true_pose.apply(sample_surface(obj.mesh, samples, seed=k)[0]))
-        pred_poses.append(pose)
-        gt_poses.append(true_pose)
+        pred_poses.append((pose.R, pose.t, pose.s))
+        gt_poses.append((true_pose.R, true_pose.t, true_pose.s))
     if not pred_pts:
         return {"placed": 0}
     metrics = scene_metrics(pred_pts, gt_pts, pred_poses=pred_poses, gt_poses=gt_poses)
@@ -132,6 +132,7 @@ def run_demo(
             ious = rerender_mask_iou(output, masks)
             metrics["mask_iou"] = float(np.mean(list(ious.values()))) if ious else None
             metrics["seconds"] = run["seconds"]
+            metrics["peak_rss_mb"] = run["peak_rss_mb"]
             entry[name] = metrics
             rows.append((k, gen, metrics))
         report["scenes"].append(entry)

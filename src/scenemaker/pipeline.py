@@ -80,8 +80,9 @@ class PipelineConfig:
     pose_weights: str | None = None
     pose_steps: int | None = None
     guidance: float | None = None
-    refine: str = "icp"
-    """"icp", "overlap" (ICP, then overlapping objects pushed apart), "none"."""
+    refine: str = "fit"
+    """"fit" (4 headings per object, ICP, best fit to the depth image), "icp", "overlap"
+    (fit, then overlapping objects pushed apart), "none"."""
     usd: bool = False
     device: str = "cpu"
     dtype: str | None = None
@@ -101,7 +102,28 @@ class PipelineConfig:
 @dataclass
 class StageTimer:
     seconds: dict = field(default_factory=dict)
+    peak_rss_mb: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+
+
+def _reset_peak_rss() -> None:
+    """Linux: reset the process's peak resident memory (VmHWM) so each stage gets its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def _png(path: Path, array: np.ndarray) -> None:
@@ -184,8 +206,10 @@ class SceneMakerPipeline:
                 return loader()
             t = time.perf_counter()
             self._log(f"[bold]{name}[/bold] ...")
+            _reset_peak_rss()
             result = fn()
             timer.seconds[name] = round(time.perf_counter() - t, 3)
+            timer.peak_rss_mb[name] = _peak_rss_mb()
             self._log(f"  {name}: {timer.seconds[name]:.2f} s")
             return result
 
@@ -198,7 +222,7 @@ class SceneMakerPipeline:
             timer.notes.append("no object detected: the scene is empty")
         amodal = stage(
             "deocclusion",
-            lambda: self._deocclusion(rgb, masks, labels, out),
+            lambda: self._deocclusion(rgb, masks, labels, depth, out),
             lambda: self._load_deocclusion(out, masks, labels),
         )
         points = self._observed_points(depth, K, masks)
@@ -214,7 +238,7 @@ class SceneMakerPipeline:
         )
         poses = stage(
             "refine",
-            lambda: self._refine(poses, meshes, points, skipped, out),
+            lambda: self._refine(poses, meshes, points, skipped, (depth, K, masks), out),
             lambda: self._load_poses(out / "refine" / "poses.json")[0],
         )
         stage(
@@ -228,6 +252,7 @@ class SceneMakerPipeline:
             "placed": sum(p is not None for p in poses),
             "skipped": {str(k): v for k, v in skipped.items()},
             "seconds": {**timer.seconds, "total": round(time.perf_counter() - t0, 3)},
+            "peak_rss_mb": timer.peak_rss_mb,
             "notes": timer.notes,
             "backends": {
                 k: getattr(self._backends.get(k), "name", None) for k in sorted(self._backends)
@@ -314,14 +339,14 @@ class SceneMakerPipeline:
         K = np.asarray(json.loads((folder / "intrinsics.json").read_text())["K"])
         return masks, meta["labels"], meta["scores"], depth, K
 
-    def _deocclusion(self, rgb, masks, labels, out: Path):
+    def _deocclusion(self, rgb, masks, labels, depth, out: Path):
         from .deocclusion import make_crop
 
         deoccluder = self.backend("deoccluder")
         folder = out / "deocclusion"
         results, records = [], []
         for k, (mask, label) in enumerate(zip(masks, labels, strict=True)):
-            crop = make_crop(rgb, mask, label)
+            crop = make_crop(rgb, mask, label, occluders=_occluders(masks, k, depth))
             amodal = deoccluder.complete(crop)
             results.append(amodal)
             _png(folder / f"object_{k:02d}_input.png", crop.image)
@@ -423,8 +448,13 @@ class SceneMakerPipeline:
         self._save_poses(out / "pose" / "poses.json", poses, skipped)
         return poses, skipped
 
-    def _refine(self, poses, meshes, points, skipped, out: Path):
-        refined = self.backend("refiner").refine(poses, [m.mesh for m in meshes], points)
+    def _refine(self, poses, meshes, points, skipped, frame, out: Path):
+        from .pose.estimator import Observation
+
+        observation = Observation(*frame) if frame[2] else None
+        refined = self.backend("refiner").refine(
+            poses, [m.mesh for m in meshes], points, observation
+        )
         self._save_poses(out / "refine" / "poses.json", refined, skipped)
         return refined
 
@@ -462,6 +492,20 @@ class SceneMakerPipeline:
             export_usd(scene, out / "scene.usda")
         scene.save_json(out / "scene.json")
         scene.export_glb(out / "scene.glb")
+
+
+def _occluders(masks: list, k: int, depth: np.ndarray) -> np.ndarray:
+    """Pixels of other objects in front of object ``k``: nearer than most of its own pixels
+    (all other objects' pixels where depth is unknown)."""
+    others = np.zeros_like(masks[k])
+    for j, m in enumerate(masks):
+        if j != k:
+            others |= m
+    own = depth[masks[k] & (depth > 0)]
+    if own.size == 0:
+        return others
+    far = np.percentile(own, 90)
+    return others & ((depth <= 0) | (depth < far))
 
 
 def build_scene(width, height, K, labels, meshes, poses, skipped=None) -> Scene:

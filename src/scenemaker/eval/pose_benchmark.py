@@ -106,6 +106,17 @@ def build_methods(
             )
         elif name == "box_fit":
             methods[name] = BoxFitEstimator(seed=seed)
+        elif name in ("dit_fit", "dit_box_fit"):
+            from ..pose.baselines import FitRefinedEstimator
+
+            dit = DiTPoseEstimator(weights, steps=steps, seed=seed, guidance=guidance)
+            methods[name] = FitRefinedEstimator(
+                dit, with_box_fit=name == "dit_box_fit", seed=seed, name=name
+            )
+        elif name == "box_fit_fit":
+            from ..pose.baselines import FitRefinedEstimator
+
+            methods[name] = FitRefinedEstimator(BoxFitEstimator(seed=seed), seed=seed, name=name)
         elif name == "registration":
             from ..pose.registration import RegistrationEstimator
 

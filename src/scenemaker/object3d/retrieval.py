@@ -8,21 +8,30 @@ described once and the descriptors cached as one NPZ (:func:`library_cache_dir`)
 * silhouettes: orthographic views from ``VIEW_YAWS`` x ``VIEW_ELEVATIONS`` (a camera above the
   object looking down, as in photos of rooms), each cropped to its box and scaled so its longest
   side fills a ``SIL`` x ``SIL`` raster; with the view's projected extents (canonical units)
-  and its *relief*: the depth extent of the camera-facing surface over the silhouette's
-  longest side (flat objects ~0, deep ones ~1);
+  and its *relief*: the depth extent of the surface a depth camera would see from there, over
+  the silhouette's longest side (flat objects ~0, deep ones ~1);
 * surface samples with normals (for re-ranking) and the source's plausible size range.
 
 Matching one object (:meth:`RetrievalGenerator.match`):
 
 1. the amodal mask, normalised the same way, against every view: score = (1 - IoU)
-   + |log aspect ratio difference| + |relief difference| (relief of the observed points along
+   + |log aspect-ratio difference| + |relief difference| (relief of the observed points along
    the viewing ray) + a metric-size term (the size the silhouette implies at the points' depth
    against the mesh's size range). A label naming a library category keeps that category only;
-2. the ``rerank`` best meshes are placed at their best views (the view's rotation turned onto
-   the object's viewing ray, size from the silhouette, translation from the points), the
-   observed points ICP-aligned onto them, and their normalised 3-D distance added.
+2. the ``rerank`` best meshes are placed at their two best views (the view's rotation turned
+   onto the object's viewing ray, size from the silhouette, translation from the points), the
+   observed points ICP-aligned onto them, and their normalised 3-D misfit added.
 
-Camera roll is assumed small (image y roughly along gravity), as in ordinary photos.
+Without observed points only the silhouette terms rank. Camera roll is assumed small (image y
+roughly along gravity), as in ordinary photos; the camera's pitch is covered by the view
+elevations and the viewing-ray rotation.
+
+Measured on 150 single-object renders (256 px, random size, yaw, camera 5-50 degrees up) against
+the default library (1,556 meshes): the exact mesh for 48% of train-split procedural objects
+(90% the right category; many instances of a category are near twins), the right category for
+92% of unseen val-split objects, the exact blob for 67% of pybullet objects; without points
+65% / 65% / 23%. About 0.13 s per object; building the library takes ~52 CPU-seconds (~30 s
+on two idle cores), then 0.1 s to read from the cache (27 MB).
 """
 
 from __future__ import annotations
@@ -40,20 +49,21 @@ from ..errors import BackendError
 from .base import CanonicalMesh, ObjectObservation, canonical_mesh
 
 CACHE_VERSION = 1
-"""Bumped whenever descriptors change: old cache files are then simply not found."""
-VIEW_YAWS = np.radians(np.arange(0.0, 360.0, 45.0))
-VIEW_ELEVATIONS = np.radians([5.0, 25.0, 45.0])
+"""Bump whenever descriptors change: old cache files are then simply not found."""
+VIEW_YAWS = np.radians(np.arange(0.0, 360.0, 22.5))
+VIEW_ELEVATIONS = np.radians([12.0, 38.0])  # photos of rooms: cameras ~5-50 degrees up
 SIL = 32  # silhouette raster side (pixels)
 SAMPLES = 1024  # surface samples per mesh for re-ranking
 DEFAULT_SOURCES = ("procedural", "pybullet")
-GENERIC_LABELS = {"", "object", "thing", "item", "unknown"}
+GENERIC_LABELS = {"", "object", "objects", "thing", "item", "unknown"}
 
-# score weights (tuned on rendered train / val objects, see the tests)
+# Score weights, chosen on those 150 renders (module docstring).
 W_ASPECT = 0.3
-W_RELIEF = 0.5
+W_RELIEF = 1.0
 W_SIZE = 1.0
-W_3D = 4.0
-SIZE_TOLERANCE = 1.3  # size ranges widened by this factor before any penalty
+W_3D = 16.0
+W_UNCOVERED = 0.05
+SIZE_TOLERANCE = 1.3  # size ranges widened by this factor before any size penalty
 
 
 def library_cache_dir() -> Path:
@@ -63,12 +73,13 @@ def library_cache_dir() -> Path:
 
 
 def normalise_label(label: str) -> str:
+    """``"Table_Lamp"`` -> ``"table lamp"`` (procedural labels use spaces)."""
     return " ".join(str(label).lower().replace("_", " ").replace("-", " ").split())
 
 
 def view_rotation(yaw: float, elevation: float) -> np.ndarray:
-    """Canonical frame (+y up, +z front) -> OpenCV camera frame of a camera ``elevation``
-    radians above the object looking down at it, the object turned by ``yaw`` about +y."""
+    """Canonical frame (+y up, +z front) -> OpenCV frame of a camera ``elevation`` radians
+    above the object looking down at it, the object turned by ``yaw`` about its +y."""
     from ..geometry.rotations import yaw_matrix
 
     c, s = np.cos(elevation), np.sin(elevation)
@@ -77,6 +88,9 @@ def view_rotation(yaw: float, elevation: float) -> np.ndarray:
 
 
 VIEW_ROTATIONS = np.stack([view_rotation(y, e) for y in VIEW_YAWS for e in VIEW_ELEVATIONS])
+
+
+# -- descriptors ----------------------------------------------------------------------------
 
 
 def normalised_silhouette(mask: np.ndarray) -> tuple[np.ndarray, float]:
@@ -97,8 +111,32 @@ def normalised_silhouette(mask: np.ndarray) -> tuple[np.ndarray, float]:
     return (small >= 0.5).ravel(), float(w) / float(h)
 
 
+def _seen(view_points: np.ndarray, view_normals: np.ndarray, grid: int = 16) -> np.ndarray:
+    """Samples a camera looking along +z sees (orthographic): facing it and not behind nearer
+    samples in a coarse ``grid`` x ``grid`` z-buffer over their extent."""
+    xy, depth = view_points[:, :2], view_points[:, 2]
+    lo = xy.min(0)
+    longest = max(float((xy.max(0) - lo).max()), 1e-9)
+    cell = np.minimum(((xy - lo) / longest * grid).astype(np.int64), grid - 1)
+    flat = cell[:, 1] * grid + cell[:, 0]
+    facing = view_normals[:, 2] < 0
+    nearest = np.full(grid * grid, np.inf)
+    np.minimum.at(nearest, flat[facing], depth[facing])
+    return facing & (depth <= nearest[flat] + 0.1 * longest)
+
+
+def _relief(view_points: np.ndarray, view_normals: np.ndarray) -> float:
+    """5th-95th percentile depth extent of the seen samples over the longest projected side."""
+    seen = _seen(view_points, view_normals)
+    longest = float((view_points[:, :2].max(0) - view_points[:, :2].min(0)).max())
+    if seen.sum() < 8 or longest <= 0:
+        return 0.0
+    low, high = np.percentile(view_points[seen, 2], [5, 95])
+    return float((high - low) / longest)
+
+
 def describe_mesh(mesh, seed: int = 0) -> dict[str, np.ndarray]:
-    """Descriptors of one canonical mesh (see the module docstring)."""
+    """Descriptors of one canonical ``trimesh.Trimesh`` (see the module docstring)."""
     import cv2
 
     from ..geometry.sampling import sample_surface
@@ -110,8 +148,7 @@ def describe_mesh(mesh, seed: int = 0) -> dict[str, np.ndarray]:
     points, normals = sample_surface(mesh, SAMPLES, seed=seed)
     n_views = len(VIEW_ROTATIONS)
     silhouettes = np.zeros((n_views, SIL * SIL), dtype=bool)
-    aspects = np.zeros(n_views)
-    extents = np.zeros((n_views, 2))
+    aspects, reliefs, extents = np.zeros(n_views), np.zeros(n_views), np.zeros((n_views, 2))
     raster = 4 * SIL
     for k, rotation in enumerate(VIEW_ROTATIONS):
         xy = vertices @ rotation[:2].T
@@ -124,11 +161,7 @@ def describe_mesh(mesh, seed: int = 0) -> dict[str, np.ndarray]:
         for triangle in np.rint(pixels[drawn]).astype(np.int32):  # fillPoly would XOR overlaps
             cv2.fillConvexPoly(image, triangle, 1, cv2.LINE_8, 4)
         silhouettes[k], aspects[k] = normalised_silhouette(image > 0)
-    # relief: depth extent of the camera-facing samples over the silhouette's longest side
-    depth = points @ VIEW_ROTATIONS[:, 2].T  # (S, V)
-    facing = normals @ VIEW_ROTATIONS[:, 2].T < 0
-    low, high = np.nanpercentile(np.where(facing, depth, np.nan), [5, 95], axis=0)
-    reliefs = np.nan_to_num((high - low) / extents.max(1))
+        reliefs[k] = _relief(points @ rotation.T, normals @ rotation.T)
     return {
         "silhouettes": np.packbits(silhouettes, axis=1),
         "aspects": aspects,
@@ -171,26 +204,28 @@ def describe_objects(items: list[tuple[str, str]]) -> dict[str, np.ndarray]:
 
 
 def _describe_in_workers(items: list[tuple[str, str]], workers: int) -> list[dict]:
-    """Describe ``items`` in ``workers`` subprocesses (``python -m`` this module), not a
-    multiprocessing pool: no ``if __name__ == "__main__"`` guard is needed in the caller's
-    script, and no forked copy of a parent holding GL / torch threads."""
+    """:func:`describe_objects` in ``workers`` subprocesses (``python -m`` this module), not a
+    multiprocessing pool: the caller's script needs no ``__main__`` guard, and no forked copy
+    of a parent holding GL / torch threads runs."""
     import subprocess
     import sys
     import tempfile
 
     env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])  # makes `-m scenemaker...` work
+    package_root = str(Path(__file__).resolve().parents[2])  # so `-m scenemaker...` resolves
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     parts = []
     with tempfile.TemporaryDirectory(prefix="scenemaker-retrieval-") as tmp:
         running = []
         for w in range(workers):
-            job, out, log = (Path(tmp) / f"{name}{w}" for name in ("job", "out", "log"))
+            job, out, log = (Path(tmp) / name for name in (f"{w}.json", f"{w}.npz", f"{w}.log"))
             job.write_text(json.dumps(items[w::workers]))
             with open(log, "wb") as stderr:
-                command = [sys.executable, "-m", __name__, str(job), str(out) + ".npz"]
-                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
-            running.append((w, process, Path(str(out) + ".npz"), log))
+                command = [sys.executable, "-m", __name__, str(job), str(out)]
+                process = subprocess.Popen(
+                    command, stdout=subprocess.DEVNULL, stderr=stderr, env=env
+                )
+            running.append((w, process, out, log))
         for w, process, out, log in running:
             if process.wait() != 0:
                 lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
@@ -203,7 +238,7 @@ def _describe_in_workers(items: list[tuple[str, str]], workers: int) -> list[dic
 
 
 def spread(ids: list[str], count: int | None) -> list[str]:
-    """``count`` ids evenly spread over the sorted list (all of them when None)."""
+    """``count`` ids evenly spread over ``ids`` (all of them when None)."""
     if count is None or count >= len(ids):
         return list(ids)
     if count < 1:
@@ -214,42 +249,42 @@ def spread(ids: list[str], count: int | None) -> list[str]:
 
 @dataclass
 class Library:
-    """Descriptors of the library meshes (arrays indexed by mesh)."""
+    """Descriptors of the library meshes, arrays indexed by mesh (M meshes, V views)."""
 
     keys: np.ndarray  # (M,) "source/object_id"
     source_index: np.ndarray  # (M,) index into the generator's source specs
     labels: np.ndarray  # (M,) normalised labels
-    size_range: np.ndarray  # (M, 2) metres
+    size_range: np.ndarray  # (M, 2) plausible longest side, metres
     silhouettes: np.ndarray  # (M, V, SIL*SIL/8) uint8, packed bits
-    aspects: np.ndarray  # (M, V)
+    aspects: np.ndarray  # (M, V) silhouette box width / height
     extents: np.ndarray  # (M, V, 2) projected width, height in canonical units
     reliefs: np.ndarray  # (M, V)
-    samples: np.ndarray  # (M, SAMPLES, 3) float16, canonical
+    samples: np.ndarray  # (M, SAMPLES, 3) float16, canonical frame
     normals: np.ndarray  # (M, SAMPLES, 3) float16
-
-    FIELDS = ("keys", "source_index", "labels", "size_range", "silhouettes", "aspects",
-              "extents", "reliefs", "samples", "normals")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def to_npz_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, **{name: getattr(self, name) for name in self.FIELDS})
+        np.savez(buffer, **vars(self))
         return buffer.getvalue()
 
     @classmethod
     def from_npz(cls, path: Path) -> Library:
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{name: data[name] for name in cls.FIELDS})
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+# -- the generator --------------------------------------------------------------------------
 
 
 @dataclass
 class RetrievalMatch:
-    index: int  # library index
+    index: int  # library row
     key: str  # "source/object_id"
-    score: float
-    pose: object | None  # scene.Pose in the camera frame, when points were observed
+    score: float  # lower is better
+    pose: object | None  # scene.Pose in the camera frame (None without observed points)
     ranking: list[tuple[str, float]]  # re-ranked candidates, best first
 
 
@@ -263,9 +298,10 @@ class RetrievalGenerator:
             (small libraries for tests); None keeps all.
         cache_dir: folder of the descriptor NPZ files (default :func:`library_cache_dir`).
         rerank: candidates re-ranked by 3-D fit.
-        use_labels: restrict to a library category named by the observation's label.
+        use_labels: keep only the library category the observation's label names, if any.
         with_pose: also return the estimated camera-frame pose as ``initial_pose``.
-        workers: processes for building the library (default: 2 for large libraries).
+        workers: processes building the library (default: up to 8, one per core, beyond 64
+            meshes; else 1).
     """
 
     name = "retrieval"
@@ -273,7 +309,7 @@ class RetrievalGenerator:
 
     def __init__(
         self,
-        sources: tuple[str, ...] | list[str] = DEFAULT_SOURCES,
+        sources: tuple[str, ...] | list[str] | str = DEFAULT_SOURCES,
         split: str = "train",
         max_per_source: int | None = None,
         cache_dir: str | Path | None = None,
@@ -284,12 +320,13 @@ class RetrievalGenerator:
     ):
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val' (never 'test'), got {split!r}")
-        if isinstance(sources, str):
-            sources = [sources]
+        sources = [sources] if isinstance(sources, str) else list(sources)
         if not sources:
             raise ValueError("sources must name at least one object source")
-        if rerank < 1:
+        if int(rerank) < 1:
             raise ValueError(f"rerank must be >= 1, got {rerank}")
+        if max_per_source is not None and int(max_per_source) < 1:
+            raise ValueError(f"max_per_source must be >= 1 or None, got {max_per_source}")
         self.sources = [str(s) for s in sources]
         self.split = split
         self.max_per_source = max_per_source
@@ -298,14 +335,13 @@ class RetrievalGenerator:
         self.use_labels = use_labels
         self.with_pose = with_pose
         self.workers = workers
-        self._library: Library | None = None
-        self._source_objects: list = []
         self.cache_path: Path | None = None
         self.loaded_from_cache = False
+        self._library: Library | None = None
+        self._source_objects: list = []
 
-    # ---------------------------------------------------------------- library
-
-    def _plan(self) -> list[tuple[str, object, list[str]]]:
+    def plan(self) -> list[tuple[str, object, list[str]]]:
+        """(spec, source, library ids) per source; checks no test-split id is among them."""
         from ..synth.sources import get_source, split_of
 
         plan = []
@@ -313,105 +349,104 @@ class RetrievalGenerator:
             source = get_source(spec)
             ids = spread(source.ids(self.split), self.max_per_source)
             leaked = [i for i in ids if split_of(i, source.name) == "test"]
-            assert not leaked, f"test-split objects in the retrieval library: {leaked[:3]}"
+            if leaked:  # a guard, not an assert: it must hold under python -O too
+                raise RuntimeError(f"test-split objects in the retrieval library: {leaked[:3]}")
             plan.append((spec, source, ids))
         return plan
 
     @property
     def library(self) -> Library:
+        """The descriptors, read from the cache or built (and cached) on first use."""
         if self._library is None:
-            self._library = self._build()
+            self._library = self._load_or_build()
         return self._library
 
-    def _build(self) -> Library:
+    def _load_or_build(self) -> Library:
         from ..io_utils import atomic_write_bytes
 
-        plan = self._plan()
+        plan = self.plan()
         self._source_objects = [source for _, source, _ in plan]
         manifest = {
             "version": CACHE_VERSION,
             "split": self.split,
-            "views": [len(VIEW_YAWS), len(VIEW_ELEVATIONS), SIL, SAMPLES],
+            "views": [np.degrees(VIEW_YAWS).round(3).tolist(),
+                      np.degrees(VIEW_ELEVATIONS).round(3).tolist(), SIL, SAMPLES],
             "sources": [[spec, source.name, ids] for spec, source, ids in plan],
-        }
+        }  # fmt: skip
         key = hashlib.sha1(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
         names = "+".join(source.name for _, source, _ in plan)
-        self.cache_path = self.cache_dir / f"library-{names}-{self.split}-v{CACHE_VERSION}-{key}.npz"
+        self.cache_path = self.cache_dir / f"library-{names}-{self.split}-{key}.npz"
         if self.cache_path.is_file():
             try:
                 library = Library.from_npz(self.cache_path)
                 self.loaded_from_cache = True
                 return library
             except (OSError, ValueError, KeyError):
-                pass  # unreadable or stale layout: rebuild and overwrite
+                pass  # unreadable (e.g. truncated by a full disk): rebuild and overwrite
         items = [(spec, object_id) for spec, _, ids in plan for object_id in ids]
         owner = np.concatenate([np.full(len(ids), s) for s, (*_, ids) in enumerate(plan)])
-        total = len(items)
-        workers = self.workers or (min(2, os.cpu_count() or 1) if total > 64 else 1)
-        if workers <= 1:
-            parts = [describe_objects(items)]
-        else:
+        workers = self.workers or (min(8, os.cpu_count() or 1) if len(items) > 64 else 1)
+        if workers > 1:
             parts = _describe_in_workers(items, workers)
+        else:
+            parts = [describe_objects(items)]
         parts = [p for p in parts if len(p["item"])]
         if not parts:
             raise BackendError(f"retrieval library is empty (sources {self.sources}, {self.split})")
         merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-        order = np.argsort(merged["item"], kind="stable")
+        order = np.argsort(merged["item"], kind="stable")  # worker interleaving undone
         merged = {key: value[order] for key, value in merged.items()}
-        item = merged.pop("item")
+        rows = merged.pop("item")
         library = Library(
-            keys=np.array([f"{plan[owner[i]][1].name}/{items[i][1]}" for i in item]),
-            source_index=owner[item].astype(np.int32),
+            keys=np.array([f"{plan[owner[i]][1].name}/{items[i][1]}" for i in rows]),
+            source_index=owner[rows].astype(np.int32),
             **merged,
         )
         atomic_write_bytes(self.cache_path, library.to_npz_bytes())
         self.loaded_from_cache = False
         return library
 
-    # ---------------------------------------------------------------- matching
-
     def match(self, amodal, observation: ObjectObservation) -> RetrievalMatch:
-        """Rank the library for one object; see the module docstring."""
-        lib = self.library
+        """Rank the library for one object (see the module docstring)."""
         mask = np.asarray(getattr(amodal, "mask", None))
         if mask.ndim != 2 or not mask.any():
             raise ValueError("amodal.mask must be a non-empty (S, S) bool mask")
-        silhouette, aspect = normalised_silhouette(mask.astype(bool))
+        mask = mask.astype(bool)
+        lib = self.library
+        silhouette, aspect = normalised_silhouette(mask)
         obs = _observed_geometry(amodal, observation, mask)
 
         packed = np.packbits(silhouette)
         inter = np.bitwise_count(lib.silhouettes & packed).sum(-1)
         union = np.bitwise_count(lib.silhouettes | packed).sum(-1)
-        score = 1.0 - inter / np.maximum(union, 1)
-        score = score + W_ASPECT * np.abs(np.log(lib.aspects / aspect))
+        score = 1.0 - inter / np.maximum(union, 1)  # (M, V)
+        score += W_ASPECT * np.abs(np.log(lib.aspects / aspect))
         sizes = None
         if obs is not None:
-            score = score + W_RELIEF * np.abs(lib.reliefs - obs["relief"])
-            # size that makes each view's projection match the silhouette's metric extent
-            sizes = 2.0 * np.sqrt(
-                obs["width_m"] / np.maximum(lib.extents[..., 0], 1e-6)
-                * obs["height_m"] / np.maximum(lib.extents[..., 1], 1e-6)
-            )  # fmt: skip
+            score += W_RELIEF * np.abs(lib.reliefs - obs["relief"])
+            # the size at which each view's projection spans the silhouette's metric extent
+            width = obs["width_m"] / np.maximum(lib.extents[..., 0], 1e-6)
+            height = obs["height_m"] / np.maximum(lib.extents[..., 1], 1e-6)
+            sizes = 2.0 * np.sqrt(width * height)
             lo = lib.size_range[:, :1] / SIZE_TOLERANCE
             hi = lib.size_range[:, 1:] * SIZE_TOLERANCE
-            score = score + W_SIZE * np.maximum(0, np.maximum(np.log(lo / sizes), np.log(sizes / hi)))
+            score += W_SIZE * np.maximum(0.0, np.maximum(np.log(lo / sizes), np.log(sizes / hi)))
         label = normalise_label(observation.label)
         if self.use_labels and label not in GENERIC_LABELS and (lib.labels == label).any():
             score[lib.labels != label] = np.inf
 
         best = score.min(1)
         shortlist = np.argsort(best, kind="stable")[: self.rerank]
-        shortlist = shortlist[np.isfinite(best[shortlist])]
-        results = []  # (total score, mesh index, pose)
-        for m in shortlist:
+        results = []  # (total score, library row, pose)
+        for m in shortlist[np.isfinite(best[shortlist])]:
             if obs is None:
                 results.append((float(best[m]), int(m), None))
                 continue
-            candidates = []
+            tried = []
             for v in np.argsort(score[m], kind="stable")[:2]:
-                fit, pose = _fit_view(lib, int(m), int(v), float(sizes[m, v]), obs)
-                candidates.append((float(score[m, v]) + W_3D * fit, int(m), pose))
-            results.append(min(candidates, key=lambda c: c[0]))
+                misfit, pose = _fit_view(lib, int(m), int(v), float(sizes[m, v]), obs)
+                tried.append((float(score[m, v]) + W_3D * misfit, int(m), pose))
+            results.append(min(tried, key=lambda c: c[0]))
         results.sort(key=lambda c: (c[0], c[1]))
         total, index, pose = results[0]
         ranking = [(str(lib.keys[m]), s) for s, m, _ in results]
@@ -427,85 +462,123 @@ class RetrievalGenerator:
         return result
 
 
+# -- matching helpers -----------------------------------------------------------------------
+
+
 def _ray_rotation(direction: np.ndarray) -> np.ndarray:
-    """Smallest rotation taking +z to ``direction`` (unit)."""
-    z = np.array([0.0, 0.0, 1.0])
-    axis = np.cross(z, direction)
-    sin, cos = np.linalg.norm(axis), float(direction @ z)
+    """Smallest rotation taking +z to the unit vector ``direction`` (Rodrigues)."""
+    axis = np.cross([0.0, 0.0, 1.0], direction)
+    sin, cos = float(np.linalg.norm(axis)), float(direction[2])
     if sin < 1e-9:
         return np.eye(3)
     k = axis / sin
-    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + sin * cross + (1 - cos) * cross @ cross
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + sin * cross + (1.0 - cos) * cross @ cross
 
 
 def _observed_geometry(amodal, observation: ObjectObservation, mask: np.ndarray) -> dict | None:
-    """Viewing ray, metric silhouette extents and relief of an object with observed points."""
+    """Viewing ray, metric silhouette extents, relief and spacing of the observed points;
+    None with fewer than 8 usable points."""
     points = np.asarray(observation.points, dtype=np.float64).reshape(-1, 3)
     points = points[np.isfinite(points).all(1) & (points[:, 2] > 0)]
     if len(points) < 8:
         return None
+    from scipy.spatial import cKDTree
+
     from ..pose.observations import farthest_point_sample
 
-    points = points[np.sort(farthest_point_sample(points, 256, seed=0))]
     K = np.asarray(observation.K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"observation.K must be a (3, 3) matrix, got shape {K.shape}")
+    points = points[np.sort(farthest_point_sample(points, 256, seed=0))]
     rows, cols = np.nonzero(mask)
     crop = amodal.crop
     scale = (crop.box[2] - crop.box[0]) / mask.shape[1]  # image pixels per crop pixel
-    centre = crop.to_image_coords(np.array([(cols.min() + cols.max() + 1) / 2,
-                                            (rows.min() + rows.max() + 1) / 2]))  # fmt: skip
+    centre = crop.to_image_coords(
+        np.array([(cols.min() + cols.max() + 1) / 2, (rows.min() + rows.max() + 1) / 2])
+    )
     ray = np.linalg.solve(K, np.array([centre[0], centre[1], 1.0]))
     ray /= np.linalg.norm(ray)
     along = points @ ray
     depth = float(np.median(along))
     width_m = (cols.max() + 1 - cols.min()) * scale * depth / K[0, 0]
     height_m = (rows.max() + 1 - rows.min()) * scale * depth / K[1, 1]
-    relief = (np.percentile(along, 95) - np.percentile(along, 5)) / max(width_m, height_m)
+    low, high = np.percentile(along, [5, 95])
+    neighbour, _ = cKDTree(points).query(points, k=2)
     return {
         "points": points,
         "ray": ray,
         "ray_rotation": _ray_rotation(ray),
         "width_m": width_m,
         "height_m": height_m,
-        "relief": relief,
+        "relief": (high - low) / max(width_m, height_m),
+        "spacing": float(np.median(neighbour[:, 1])),
     }
 
 
-def _fit_view(lib: Library, m: int, v: int, size: float, obs: dict):
-    """Place mesh ``m`` as seen in view ``v`` at ``size``, ICP the observed points onto it.
+def _align(points: np.ndarray, tree, target: np.ndarray, max_distance: float, rounds: int = 12):
+    """Rigid point-to-point ICP of ``points`` onto a KD-tree of ``target``: a 4x4 matrix.
 
-    Returns (normalised 3-D distance, camera-frame Pose)."""
+    Not ``geometry.icp.icp``: it queries with every core (``workers=-1``), whose thread
+    start-up costs more than the query for a few hundred points, dozens of times per match.
+    (Turning about the hypothesised up axis only was tried: it keeps symmetric objects upright
+    but lost 5-8 points of top-1 accuracy, since it cannot absorb the view grid's tilt.)"""
+    from ..geometry.icp import umeyama
+
+    matrix = np.eye(4)
+    previous = np.inf
+    for _ in range(rounds):
+        moved = points @ matrix[:3, :3].T + matrix[:3, 3]
+        distance, index = tree.query(moved, distance_upper_bound=max_distance)
+        keep = np.isfinite(distance)
+        if keep.sum() < 3:
+            break
+        rmse = float(np.sqrt(np.mean(distance[keep] ** 2)))
+        if previous - rmse < 1e-6 * max_distance:
+            break
+        previous = rmse
+        matrix = umeyama(points[keep], target[index[keep]])
+    return matrix
+
+
+def _fit_view(lib: Library, m: int, v: int, size: float, obs: dict):
+    """Place mesh ``m`` as seen in view ``v`` at ``size`` and ICP the observed points onto it.
+
+    Returns (misfit, camera-frame Pose): misfit = RMS distance of the points to the surface
+    over the size + ``W_UNCOVERED`` x the share of the model's visible samples no point
+    explains."""
     from scipy.spatial import cKDTree
 
-    from ..geometry.icp import icp
     from ..scene import Pose
 
+    view_points = (size / 2.0) * lib.samples[m].astype(np.float64) @ VIEW_ROTATIONS[v].T
+    view_normals = lib.normals[m].astype(np.float64) @ VIEW_ROTATIONS[v].T
+    seen = _seen(view_points, view_normals)
+    if seen.sum() < 8:
+        seen[:] = True
     rotation = obs["ray_rotation"] @ VIEW_ROTATIONS[v]
-    model = (size / 2.0) * lib.samples[m].astype(np.float64) @ rotation.T
-    normals = lib.normals[m].astype(np.float64) @ rotation.T
-    facing = normals @ obs["ray"] < 0
-    if facing.sum() < 8:
-        facing[:] = True
+    model = view_points @ obs["ray_rotation"].T
+    normals = view_normals @ obs["ray_rotation"].T
     observed = obs["points"]
-    shift = observed.mean(0) - model[facing].mean(0)
-    model = model + shift
-    result = icp(observed, model, iterations=15, max_distance=0.25 * size)
-    moved = observed @ result.matrix[:3, :3].T + result.matrix[:3, 3]
-    distance, index = cKDTree(model).query(moved)
-    # point-to-plane near the surface (sample spacing is not an error), point distance beyond
-    plane = np.abs(np.einsum("ij,ij->i", moved - model[index], normals[index]))
+    shift = observed.mean(0) - model[seen].mean(0)
+    model += shift
+    tree = cKDTree(model)
+    matrix = _align(observed, tree, model, max_distance=0.25 * size)
+    moved = observed @ matrix[:3, :3].T + matrix[:3, 3]
+    distance, index = tree.query(moved)
+    # point-to-plane near the samples (their spacing is not an error), point distance beyond
     spacing = 2.0 * size / np.sqrt(SAMPLES)
+    plane = np.abs(np.einsum("ij,ij->i", moved - model[index], normals[index]))
     residual = np.where(distance < spacing, plane, distance)
-    coverage, _ = cKDTree(moved).query(model[facing])
-    fit = (np.sqrt(np.mean(residual**2)) + 0.5 * np.median(coverage)) / size
-    # the model's placement in the camera frame: invert the points' motion
-    back_r = result.matrix[:3, :3].T
-    back_t = -back_r @ result.matrix[:3, 3]
-    pose = Pose(back_r @ rotation, back_r @ shift + back_t, size)
-    return float(fit), pose
+    gap = 3.0 * obs["spacing"] + spacing
+    coverage, _ = cKDTree(moved).query(model[seen], distance_upper_bound=gap)
+    misfit = np.sqrt(np.mean(residual**2)) / size + W_UNCOVERED * np.mean(np.isinf(coverage))
+    back = matrix[:3, :3].T  # the model's placement: undo the points' motion
+    pose = Pose(back @ rotation, back @ (shift - matrix[:3, 3]), size)
+    return float(misfit), pose
 
 
-if __name__ == "__main__":  # library worker, see _describe_in_workers
+if __name__ == "__main__":  # a library worker, see _describe_in_workers
     import sys
 
     _job, _out = sys.argv[1:3]

@@ -102,3 +102,31 @@ class DiTIcpEstimator:
                 continue
             refined[k] = refine_pose_icp(pose, meshes[k], points[k], self.iterations, seed=k)
         return PoseResult(refined, result.skipped, time.perf_counter() - start)
+
+
+class FitRefinedEstimator:
+    """Any estimator's poses refined by :class:`~scenemaker.refine.fit.FitRefiner` (heading
+    hypotheses, ICP, scored on the depth image); ``with_box_fit`` adds the box fit's poses as
+    more starting hypotheses."""
+
+    def __init__(self, base, with_box_fit: bool = False, seed: int = 0, name: str | None = None):
+        from ..refine.fit import FitRefiner
+
+        self.base = base
+        self.name = name or f"{base.name}_fit"
+        self.refiner = FitRefiner(
+            extra_estimator=BoxFitEstimator(seed=seed) if with_box_fit else None, seed=seed
+        )
+        self.seed = seed
+
+    def estimate(self, observation: Observation, meshes: list) -> PoseResult:
+        start = time.perf_counter()
+        result = self.base.estimate(observation, meshes)
+        prepared = prepare_objects(
+            observation, meshes, num_points=512, num_canonical=8, seed=self.seed
+        )
+        points = [None] * len(meshes)
+        for k, pts in zip(prepared.indices, prepared.points, strict=True):
+            points[k] = pts
+        poses = self.refiner.refine(result.poses, meshes, points, observation)
+        return PoseResult(poses, result.skipped, time.perf_counter() - start)

@@ -1,6 +1,8 @@
-"""Refinement of estimated poses: ICP against the observed points, overlap removal."""
+"""Refinement of estimated poses: heading hypotheses + ICP scored on the depth image (fit),
+ICP alone, overlap removal."""
 
+from .fit import FitRefiner
 from .icp import IcpRefiner, NoRefiner, refine_pose_icp
 from .overlap import OverlapRefiner
 
-__all__ = ["IcpRefiner", "NoRefiner", "OverlapRefiner", "refine_pose_icp"]
+__all__ = ["FitRefiner", "IcpRefiner", "NoRefiner", "OverlapRefiner", "refine_pose_icp"]

@@ -28,7 +28,7 @@ def refine_pose_icp(
 class NoRefiner:
     name = "none"
 
-    def refine(self, poses: list, meshes: list, points: list) -> list:
+    def refine(self, poses: list, meshes: list, points: list, observation=None) -> list:
         return list(poses)
 
 
@@ -41,7 +41,7 @@ class IcpRefiner:
         self.iterations = iterations
         self.seed = seed
 
-    def refine(self, poses: list, meshes: list, points: list) -> list:
+    def refine(self, poses: list, meshes: list, points: list, observation=None) -> list:
         out = []
         for k, (pose, mesh, pts) in enumerate(zip(poses, meshes, points, strict=True)):
             if pose is None or pts is None or len(pts) < 8:

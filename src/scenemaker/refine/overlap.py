@@ -26,8 +26,12 @@ class OverlapRefiner:
         self.rounds = rounds
         self.tolerance = tolerance
 
-    def refine(self, poses: list, meshes: list, points: list) -> list:
-        poses = self.icp.refine(poses, meshes, points) if self.icp is not None else list(poses)
+    def refine(self, poses: list, meshes: list, points: list, observation=None) -> list:
+        poses = (
+            self.icp.refine(poses, meshes, points, observation)
+            if self.icp is not None
+            else list(poses)
+        )
         live = [k for k, p in enumerate(poses) if p is not None]
         weight = {k: 1.0 / max(len(points[k]) if points[k] is not None else 1, 1) for k in live}
         for _ in range(self.rounds):

@@ -187,9 +187,14 @@ class SceneWriter:
             cameras.append(camera)
         if len(views) < cfg.views.views:
             return None
-        return self._write_scene(index, objects, cameras, views, rng)
+        render = {
+            "light_dir": [float(v) for v in light],
+            "background": [float(v) for v in background],
+            "floor_color": [float(v) for v in floor],
+        }
+        return self._write_scene(index, objects, cameras, views, rng, render)
 
-    def _write_scene(self, index, objects, cameras, views, rng) -> dict:
+    def _write_scene(self, index, objects, cameras, views, rng, render) -> dict:
         cfg = self.config
         final = self.out / f"scene_{index:06d}"
         tmp = self.out / f".tmp_scene_{index:06d}_{os.getpid()}"
@@ -247,6 +252,8 @@ class SceneWriter:
                 "seed": cfg.seed,
                 "split": cfg.split,
                 "object_source": cfg.objects,
+                # the renderer's settings, so objects can be re-rendered alone to match
+                "render": render,
             },
         )
         payload = scene.to_dict()

@@ -93,15 +93,22 @@ def test_glb_is_valid_and_has_every_object(oracle_run):
     assert "camera" in loaded.graph.nodes
 
 
-def test_rerendered_masks_match_input_with_oracle_meshes(frame, oracle_run):
+def test_exported_camera_lines_up_with_the_photo(frame):
+    """True poses through build_scene + the exported camera reproduce the input masks."""
+    from scenemaker.eval.pose_benchmark import camera_frame_pose
     from scenemaker.eval.rerender import rerender_mask_iou
-    from scenemaker.scene import Scene
+    from scenemaker.object3d import CanonicalMesh
 
-    out, _ = oracle_run
     view = frame["view"]
+    w2c = view.camera.world_to_camera
+    poses = [camera_frame_pose(o.pose, w2c) for o in frame["objects"]]
+    meshes = [CanonicalMesh(o.mesh, "truth") for o in frame["objects"]]
+    labels = [o.label for o in frame["objects"]]
+    h, w = view.depth.shape
+    scene = build_scene(w, h, view.camera.K, labels, meshes, poses)
     masks = {k + 2: view.instance == o.instance_id for k, o in enumerate(frame["objects"])}
-    ious = rerender_mask_iou(Scene.load_json(out / "scene.json"), masks)
-    assert np.mean(list(ious.values())) >= 0.7, ious
+    ious = rerender_mask_iou(scene, masks)
+    assert min(ious.values()) > 0.95, ious
 
 
 def test_from_stage_reuses_saved_results(frame, oracle_run, tmp_path):
@@ -139,6 +146,9 @@ def test_no_object_gives_an_empty_valid_scene(frame, tmp_path):
     assert report["objects"] == 0 and any("no object" in n for n in report["notes"])
     scene = json.loads((tmp_path / "out" / "scene.json").read_text())
     assert scene["objects"] == [] and (tmp_path / "out" / "scene.glb").is_file()
+    from scenemaker.eval.gltf_check import validate_gltf
+
+    assert validate_gltf(tmp_path / "out" / "scene.glb")["issues"]["numErrors"] == 0
 
 
 def test_failed_run_leaves_no_scene_glb(frame, oracle_run, tmp_path):

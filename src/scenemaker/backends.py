@@ -54,7 +54,7 @@ SPECS: list[BackendSpec] = [
                 "FLUX.1 [dev] Non-Commercial License (gated)"),
     # object generation
     BackendSpec("generator", "retrieval", "scenemaker.object3d.retrieval:RetrievalGenerator",
-                note="train-split meshes: procedural (Apache-2.0) + pybullet random_urdfs (zlib)"),
+                note="train-split meshes: procedural (CC0-1.0) + pybullet random_urdfs (zlib)"),
     BackendSpec("generator", "lift", "scenemaker.object3d.lift:LiftGenerator",
                 note="closed mesh lifted from the visible points"),
     BackendSpec("generator", "oracle", "scenemaker.object3d.oracle:OracleGenerator",

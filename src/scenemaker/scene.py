@@ -54,6 +54,20 @@ def _load_mesh(mesh_path: Path, referenced_by: Path):
         raise ValueError(f"{mesh_path}: cannot read mesh ({exc})") from None
 
 
+def _json_only_glb(gltf) -> bytes:
+    """A GLB with a JSON chunk only: the format's way to hold a scene without geometry
+    (pygltflib always writes a BIN chunk, which the Khronos validator rejects when empty)."""
+    import struct
+
+    gltf.buffers = []
+    gltf.bufferViews = []
+    gltf.accessors = []
+    text = gltf.to_json(separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)  # chunks are 4-byte aligned, JSON padded with spaces
+    header = struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(text))
+    return header + struct.pack("<I4s", len(text), b"JSON") + text
+
+
 @dataclass
 class Camera:
     """A pinhole camera: intrinsics ``K`` (3x3, pixels), ``world_to_camera`` (4x4, OpenCV axes)."""
@@ -288,10 +302,18 @@ class Scene:
         """
         import pygltflib
 
-        glb = self.to_trimesh_scene().export(file_type="glb")
+        if self.objects:
+            glb = self.to_trimesh_scene().export(file_type="glb")
+            gltf = pygltflib.GLTF2.load_from_bytes(glb)
+        else:  # an empty but valid scene (e.g. nothing was detected); trimesh refuses these
+            gltf = pygltflib.GLTF2(
+                asset=pygltflib.Asset(version="2.0", generator="scenemaker"),
+                scenes=[pygltflib.Scene(nodes=[])],
+                scene=0,
+            )
+            glb = b"".join(gltf.save_to_bytes())
         if camera_index is not None and self.cameras:
             cam = self.cameras[camera_index]
-            gltf = pygltflib.GLTF2.load_from_bytes(glb)
             gltf.cameras.append(
                 pygltflib.Camera(
                     type="perspective",
@@ -310,4 +332,6 @@ class Scene:
             gltf.nodes.append(node)
             gltf.scenes[gltf.scene or 0].nodes.append(len(gltf.nodes) - 1)
             glb = b"".join(gltf.save_to_bytes())
+        if not self.objects:
+            glb = _json_only_glb(pygltflib.GLTF2.load_from_bytes(glb))
         atomic_write_bytes(path, glb)

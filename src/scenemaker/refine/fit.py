@@ -12,7 +12,10 @@ degrees; after ICP every hypothesis is scored on the observation:
   observed depth where they project (the camera saw something farther away there, so that
   space is empty): a surface sticking out of the observation is penalised.
 
-score = fit + free_space_weight * (s / 2) * free_space_violations. Lowest wins.
+score = fit + free_space_weight * (s / 2) * free_space_violations. Lowest wins. The size is
+then optionally searched the same way around the chosen hypothesis (``scales`` x s, each with
+ICP). Off by default: on 12 validation scenes per source, scales (0.8, 0.9, 1.1, 1.25) moved
+IoU-B by +0.02 (procedural) and -0.02 (pybullet) and made the size error worse on both.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class FitRefiner:
         iterations: int = 30,
         samples: int = 1024,
         free_space_weight: float = 1.0,
+        scales: tuple[float, ...] = (),
         extra_estimator=None,
         seed: int = 0,
     ):
@@ -66,6 +70,7 @@ class FitRefiner:
         self.iterations = iterations
         self.samples = samples
         self.free_space_weight = free_space_weight
+        self.scales = scales
         self.extra_estimator = extra_estimator  # e.g. box fit: its poses join the hypotheses
         self.seed = seed
 
@@ -107,5 +112,14 @@ class FitRefiner:
                     score = self.score(fitted, canon, pts, observation)
                     if score < best_score:
                         best, best_score = fitted, score
+            chosen = best
+            for factor in self.scales:  # then the size, around the chosen heading
+                scaled = Pose(chosen.R, chosen.t, chosen.s * factor)
+                fitted = refine_pose_icp(
+                    scaled, mesh, pts, self.iterations, self.samples, seed=self.seed + k
+                )
+                score = self.score(fitted, canon, pts, observation)
+                if score < best_score:
+                    best, best_score = fitted, score
             out.append(best)
         return out

@@ -34,14 +34,22 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--resolution", type=int, default=384)
     parser.add_argument("--generators", default="retrieval,lift")
+    parser.add_argument(
+        "--no-deocclusion", action="store_true",
+        help="also run the first generator without de-occlusion (its downstream effect)",
+    )  # fmt: skip
     args = parser.parse_args()
     results = {}
-    for gen in args.generators.split(","):
+    runs = [(gen, "classical") for gen in args.generators.split(",")]
+    if args.no_deocclusion:
+        runs.append((runs[0][0], "none"))
+    for gen, deocc in runs:
         report = run_demo(
-            ROOT / "out" / "bench_pipeline" / gen, scenes=args.scenes,
-            resolution=args.resolution, generator=gen, progress=False,
+            ROOT / "out" / "bench_pipeline" / f"{gen}_{deocc}", scenes=args.scenes,
+            resolution=args.resolution, generator=gen, progress=False, deocclusion=deocc,
         )  # fmt: skip
-        for name, key in ((gen, "pipeline"), ("oracle", "oracle")):
+        label = gen if deocc == "classical" else f"{gen}, no de-occlusion"
+        for name, key in ((label, "pipeline"), ("oracle", "oracle")):
             runs = [s[key] for s in report["scenes"]]
             results.setdefault(name, {
                 "quality": {k: _mean([r.get(k) for r in runs]) for k in KEYS},
@@ -58,9 +66,11 @@ def main() -> None:
         "test-split objects)",
         "",
         f"`python benchmarks/bench_pipeline.py --scenes {args.scenes} --resolution "
-        f"{args.resolution} --generators {args.generators}`: each scene's view as a user's "
+        f"{args.resolution} --generators {args.generators}"
+        + (" --no-deocclusion" if args.no_deocclusion else "")
+        + "`: each scene's view as a user's "
         "RGB-D frame (image, 16-bit depth, label PNG, K) through `SceneMakerPipeline` "
-        "(classical de-occlusion, shipped PoseDiT, ICP). `oracle` uses the ground-truth "
+        "(classical de-occlusion unless said, shipped PoseDiT, fit refinement). `oracle` uses the ground-truth "
         "meshes (placement alone). `mask_iou`: the output scene re-rendered from its exported "
         "camera vs the input masks. Metrics as in PAPER.md (per scene, then averaged).",
         "",

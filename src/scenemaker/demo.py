@@ -83,6 +83,7 @@ def run_demo(
     generator: str = "retrieval",
     seed: int = 0,
     progress: bool = True,
+    deocclusion: str = "classical",
 ) -> dict:
     from rich.console import Console
     from rich.table import Table
@@ -118,7 +119,7 @@ def run_demo(
         for name, gen in (("pipeline", generator), ("oracle", "oracle")):
             cfg = PipelineConfig(
                 masks=str(frame["masks"]), depth_file=str(frame["depth"]), K=frame["K"],
-                generator=gen, seed=seed,
+                generator=gen, seed=seed, deocclusion=deocclusion,
             )  # fmt: skip
             result = out / f"scene_{k:02d}" / name
             console.print(f"scene {k} ({len(truth)} objects), {gen} meshes:")

@@ -168,6 +168,35 @@ def test_failed_run_leaves_no_scene_glb(frame, oracle_run, tmp_path):
     assert not (out / "scene.glb").exists() and not (out / "scene.json").exists()
 
 
+def test_an_object_whose_mesh_fails_is_skipped_and_reported(frame, tmp_path):
+    from scenemaker.errors import BackendError
+    from scenemaker.object3d.oracle import OracleGenerator
+
+    class FailsOnOne:
+        name = "fails-on-one"
+
+        def generate(self, amodal, observation):
+            if observation.index == 1:
+                raise BackendError("external command timed out after 1 s: gen.py")
+            return OracleGenerator().generate(amodal, observation)
+
+    pipe = SceneMakerPipeline(
+        _config(frame, pose="box_fit"), progress=False, generator=FailsOnOne()
+    )
+    report = pipe.run(frame["image"], tmp_path, extra=_extra(frame))
+    n = len(frame["objects"])
+    assert report["placed"] == n - 1 and "1" in report["skipped"]
+    assert any("timed out" in note for note in report["notes"])
+    scene = json.loads((tmp_path / "scene.json").read_text())
+    assert [o["instance_id"] for o in scene["objects"]] == [k + 2 for k in range(n) if k != 1]
+    assert scene["metadata"]["skipped"]["1"].startswith("no mesh")
+    # and it can be re-run from the pose stage on what was saved
+    again = SceneMakerPipeline(_config(frame, pose="box_fit"), progress=False).run(
+        frame["image"], tmp_path, from_stage="pose"
+    )
+    assert again["placed"] == n - 1
+
+
 def test_depth_of_the_wrong_size_is_rejected(frame, tmp_path):
     small = tmp_path / "depth.npy"
     np.save(small, np.ones((10, 12), np.float32))

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import BackendError, InputError
 from .io_utils import atomic_write_bytes, atomic_write_json
 from .scene import Camera, ObjectInstance, Pose, Scene
 
@@ -394,7 +394,14 @@ class SceneMakerPipeline:
                 k, label, mask, points[k] if points[k] is not None else np.zeros((0, 3)), K,
                 extra=(extra[k] if extra else {}),
             )  # fmt: skip
-            generated = generator.generate(crop, obs)
+            try:
+                generated = generator.generate(crop, obs)
+            except (ValueError, BackendError) as exc:  # this object only; config errors stop
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                timer.notes.append(f"object {k}: no mesh ({why})")
+                meshes.append(None)
+                records.append({"error": why})
+                continue
             meshes.append(generated)
             atomic_write_bytes(
                 folder / f"object_{k:02d}.glb", generated.mesh.export(file_type="glb")
@@ -422,6 +429,9 @@ class SceneMakerPipeline:
         records = json.loads((folder / "objects.json").read_text())["objects"]
         meshes = []
         for k, rec in enumerate(records):
+            if "error" in rec:
+                meshes.append(None)
+                continue
             mesh = trimesh.load(folder / f"object_{k:02d}.glb", force="mesh", process=False)
             pose = rec["initial_pose"]
             meshes.append(
@@ -435,26 +445,37 @@ class SceneMakerPipeline:
     def _pose(self, rgb, depth, K, masks, meshes, out: Path, timer):
         from .pose.estimator import Observation
 
-        skipped: dict[int, str] = {}
+        # objects without a mesh (their generator failed) are left out of pose estimation
+        skipped = {k: "no mesh (see report notes)" for k, m in enumerate(meshes) if m is None}
         poses: list = [None] * len(masks)
-        if masks:
-            observation = Observation(depth, K, masks, rgb)
+        have = [k for k, m in enumerate(meshes) if m is not None]
+        if have:
+            observation = Observation(depth, K, [masks[k] for k in have], rgb)
             estimator = self.backend("pose")
             if getattr(estimator, "name", "") == "initial":
-                result = estimator.estimate(observation, meshes)
+                result = estimator.estimate(observation, [meshes[k] for k in have])
             else:
-                result = estimator.estimate(observation, [m.mesh for m in meshes])
-            poses, skipped = list(result.poses), dict(result.skipped)
+                result = estimator.estimate(observation, [meshes[k].mesh for k in have])
+            for j, k in enumerate(have):
+                poses[k] = result.poses[j]
+            skipped.update({have[j]: why for j, why in result.skipped.items()})
         self._save_poses(out / "pose" / "poses.json", poses, skipped)
         return poses, skipped
 
     def _refine(self, poses, meshes, points, skipped, frame, out: Path):
         from .pose.estimator import Observation
 
-        observation = Observation(*frame) if frame[2] else None
-        refined = self.backend("refiner").refine(
-            poses, [m.mesh for m in meshes], points, observation
-        )
+        have = [k for k, m in enumerate(meshes) if m is not None]
+        refined: list = [None] * len(poses)
+        if have:
+            depth, K, masks = frame
+            observation = Observation(depth, K, [masks[k] for k in have])
+            subset = self.backend("refiner").refine(
+                [poses[k] for k in have], [meshes[k].mesh for k in have],
+                [points[k] for k in have], observation,
+            )  # fmt: skip
+            for j, k in enumerate(have):
+                refined[k] = subset[j]
         self._save_poses(out / "refine" / "poses.json", refined, skipped)
         return refined
 

@@ -197,6 +197,21 @@ def test_an_object_whose_mesh_fails_is_skipped_and_reported(frame, tmp_path):
     assert again["placed"] == n - 1
 
 
+def test_large_images_are_downscaled_with_their_intrinsics(frame, tmp_path):
+    cfg = _config(frame, generator="oracle", pose="box_fit", refine="none", max_side=96)
+    report = SceneMakerPipeline(cfg, progress=False).run(
+        frame["image"], tmp_path, extra=_extra(frame)
+    )
+    assert any("downscaled" in note for note in report["notes"])
+    camera = json.loads((tmp_path / "scene.json").read_text())["cameras"][0]
+    fx, fy, cx, cy = (float(v) for v in frame["K"].split(","))
+    h, w = frame["view"].depth.shape
+    scale = 96 / max(w, h)
+    assert camera["width"] == round(w * scale)
+    np.testing.assert_allclose(camera["K"][0][0], fx * scale, rtol=1e-3)
+    np.testing.assert_allclose(camera["K"][0][2], (cx + 0.5) * scale - 0.5, rtol=1e-3)
+
+
 def test_depth_of_the_wrong_size_is_rejected(frame, tmp_path):
     small = tmp_path / "depth.npy"
     np.save(small, np.ones((10, 12), np.float32))

@@ -153,6 +153,7 @@ class SceneMakerPipeline:
         self.config = config or PipelineConfig()
         self.progress = progress
         self._backends = backends
+        self._image_scale = None  # (original size, used size) when the image was downscaled
 
     # ------------------------------------------------------------------ backends
     def backend(self, kind: str):
@@ -263,6 +264,7 @@ class SceneMakerPipeline:
 
     # ------------------------------------------------------------------ stages
     def _load_image(self, image) -> tuple[np.ndarray, list[str]]:
+        self._image_scale = None
         if isinstance(image, np.ndarray):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise InputError(f"image array must be (H, W, 3) uint8, got {image.shape}")
@@ -314,12 +316,12 @@ class SceneMakerPipeline:
         from .perception.inputs import parse_intrinsics, scale_intrinsics
 
         K = parse_intrinsics(self.config.K, self.config.fov, *self._original_size(width, height))
-        if K is not None and hasattr(self, "_image_scale"):
+        if K is not None and self._image_scale is not None:
             K = scale_intrinsics(K, *self._image_scale)
         return K
 
     def _original_size(self, width, height):
-        return self._image_scale[0] if hasattr(self, "_image_scale") else (width, height)
+        return self._image_scale[0] if self._image_scale is not None else (width, height)
 
     @staticmethod
     def _save_npy(path: Path, array: np.ndarray) -> None:

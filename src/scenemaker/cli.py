@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--methods",
         default="dit,dit_icp,box_fit,oracle",
-        help="comma-separated: dit, dit_icp, box_fit, registration, oracle",
+        help="comma-separated: dit, dit_icp, dit_fit, dit_box_fit, box_fit, box_fit_fit, registration, oracle",
     )
     ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
     ev.add_argument(

@@ -125,7 +125,8 @@ def build_methods(
             methods[name] = OracleEstimator()
         else:
             raise ValueError(
-                f"unknown method {name!r}; choose from dit, dit_icp, box_fit, registration, oracle"
+                f"unknown method {name!r}; choose from dit, dit_icp, dit_fit, dit_box_fit, box_fit, "
+                "box_fit_fit, registration, oracle"
             )
     return methods
 

@@ -128,6 +128,37 @@ def test_from_stage_reuses_saved_results(frame, oracle_run, tmp_path):
     assert (out / "scene.glb").is_file()
 
 
+def test_overlapping_masks_survive_a_resumed_run(frame, tmp_path):
+    from scenemaker.perception import Masks
+
+    view = frame["view"]
+    first = view.instance == frame["objects"][0].instance_id
+    second = first.copy()
+    second[: second.shape[0] // 2] = False  # entirely inside the first: hidden in a label PNG
+
+    class Overlapping:
+        name = "overlapping"
+
+        def segment(self, image, prompt=None):
+            return Masks(np.stack([first, second]), ["a", "b"], [0.9, 0.8])
+
+    cfg = _config(frame, pose="box_fit", refine="none", generator="lift")
+    report = SceneMakerPipeline(cfg, progress=False, segmenter=Overlapping()).run(
+        frame["image"], tmp_path
+    )
+    assert any("hidden" in n or "covered" in n for n in report["notes"]), report["notes"]
+    masks, labels, *_ = SceneMakerPipeline(cfg, progress=False)._load_perception(tmp_path)
+    assert labels == ["a", "b"]
+    np.testing.assert_array_equal(masks[0], first)
+    np.testing.assert_array_equal(masks[1], second)
+    again = SceneMakerPipeline(cfg, progress=False).run(
+        frame["image"], tmp_path, from_stage="deocclusion"
+    )
+    assert again["placed"] == report["placed"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["from_stage"] == "deocclusion" and config["earlier_stages"]["generator"] == "lift"
+
+
 def test_from_stage_without_saved_results_is_a_clear_error(frame, tmp_path):
     with pytest.raises(InputError, match="saved stage output not found"):
         SceneMakerPipeline(_config(frame), progress=False).run(
@@ -283,6 +314,10 @@ def test_cli_batch_skips_finished_and_summarises_failures(frame, tmp_path):
     assert (tmp_path / "out" / "a" / "scene.glb").is_file()
     again = _cli(*args)
     assert "0 done, 1 already finished, 1 failed" in again.stdout
+    # --from-stage re-runs finished images from that stage (b has nothing saved: it fails)
+    rerun = _cli(*args, "--from-stage", "pose", "--pose", "box_fit")
+    assert "1 done, 0 already finished, 1 failed" in rerun.stdout, rerun.stdout
+    assert json.loads((tmp_path / "out" / "a" / "config.json").read_text())["pose"] == "box_fit"
 
 
 def test_cli_single_image_errors_are_one_line(tmp_path):

@@ -146,7 +146,8 @@ def cmd_run(args) -> int:
     failures, done, skipped = {}, 0, 0
     for image in tqdm(images, desc="images", unit="image", disable=args.quiet):
         out = args.out / image.stem
-        if (out / "scene.json").is_file() and (out / "report.json").is_file():
+        done_before = (out / "scene.json").is_file() and (out / "report.json").is_file()
+        if done_before and args.from_stage == "perception":
             skipped += 1  # finished in an earlier run
             continue
         try:
@@ -155,7 +156,7 @@ def cmd_run(args) -> int:
                 masks=_per_image(config.masks, image.stem, "--masks"),
                 depth_file=_per_image(config.depth_file, image.stem, "--depth-file"),
             )
-            SceneMakerPipeline(cfg, progress=False).run(image, out)
+            SceneMakerPipeline(cfg, progress=False).run(image, out, from_stage=args.from_stage)
             done += 1
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             failures[image.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

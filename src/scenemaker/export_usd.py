@@ -62,6 +62,9 @@ def export_usd(scene: Scene, path: str | Path, camera_index: int = 0) -> None:
             camera.CreateFocalLengthAttr(float(cam.K[0, 0]) / cam.width * aperture_mm)
             camera.CreateClippingRangeAttr(Gf.Vec2f(0.01, 1000.0))
         stage.GetRootLayer().Save()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files: use the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -189,10 +189,17 @@ class SceneMakerPipeline:
         start = STAGES.index(from_stage)
         timer = StageTimer()
         out.mkdir(parents=True, exist_ok=True)
-        for stale in ("scene.glb", "scene.json", "scene.usda"):
-            if start <= STAGES.index("export"):
-                (out / stale).unlink(missing_ok=True)  # never leave a result of older stages
-        atomic_write_json(out / "config.json", self.config.to_dict())
+        earlier = None
+        if start > 0 and (out / "config.json").is_file():
+            earlier = json.loads((out / "config.json").read_text())
+            earlier.pop("earlier_stages", None)
+        for stale in ("scene.glb", "scene.json", "scene.usda", "report.json"):
+            (out / stale).unlink(missing_ok=True)  # never leave a result of older settings
+        config = self.config.to_dict()
+        if earlier is not None:  # the saved stages before from_stage came from these settings
+            config["from_stage"] = from_stage
+            config["earlier_stages"] = earlier
+        atomic_write_json(out / "config.json", config)
 
         t0 = time.perf_counter()
         if start == 0:
@@ -293,9 +300,10 @@ class SceneMakerPipeline:
         from .perception.inputs import write_label_png
 
         folder = out / "perception"
-        write_label_png(
-            found.masks if len(found) else np.zeros((0, h, w), bool), folder / "masks.png"
-        )
+        stacked = found.masks if len(found) else np.zeros((0, h, w), bool)
+        timer.notes += write_label_png(found if len(found) else stacked, folder / "masks.png")
+        # the label PNG is for viewing (overlaps: the later mask wins); this is what is read back
+        self._save_npy(folder / "masks.npy", np.packbits(stacked, axis=-1))
         atomic_write_json(
             folder / "objects.json",
             {
@@ -333,10 +341,15 @@ class SceneMakerPipeline:
 
     def _load_perception(self, out: Path):
         folder = out / "perception"
-        label = _read_png(folder / "masks.png")
         meta = json.loads((folder / "objects.json").read_text())
-        n = len(meta["labels"])
-        masks = [label == k + 1 for k in range(n)]
+        if not (folder / "masks.npy").is_file():
+            raise InputError(
+                f"{folder / 'masks.npy'}: saved stage output not found (run the earlier stages first)"
+            )
+        depth_shape = np.load(folder / "depth.npy", mmap_mode="r", allow_pickle=False).shape
+        packed = np.load(folder / "masks.npy", allow_pickle=False)
+        unpacked = np.unpackbits(packed, axis=-1, count=depth_shape[1]).astype(bool)
+        masks = [unpacked[k] for k in range(len(meta["labels"]))]
         depth = np.load(folder / "depth.npy", allow_pickle=False)
         K = np.asarray(json.loads((folder / "intrinsics.json").read_text())["K"])
         return masks, meta["labels"], meta["scores"], depth, K
@@ -398,7 +411,9 @@ class SceneMakerPipeline:
             )  # fmt: skip
             try:
                 generated = generator.generate(crop, obs)
-            except (ValueError, BackendError) as exc:  # this object only; config errors stop
+            except InputError:  # a setting that cannot work for any object: stop here
+                raise
+            except (ValueError, BackendError) as exc:  # this object only
                 why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 timer.notes.append(f"object {k}: no mesh ({why})")
                 meshes.append(None)
@@ -513,8 +528,8 @@ class SceneMakerPipeline:
             from .export_usd import export_usd
 
             export_usd(scene, out / "scene.usda")
-        scene.save_json(out / "scene.json")
         scene.export_glb(out / "scene.glb")
+        scene.save_json(out / "scene.json")  # last: with report.json, marks a finished run
 
 
 def _occluders(masks: list, k: int, depth: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ photos have none.
 
 from __future__ import annotations
 
+from ..errors import InputError
 from .base import CanonicalMesh, ObjectObservation, canonical_mesh
 
 
@@ -19,12 +20,12 @@ class OracleGenerator:
     def generate(self, amodal, observation: ObjectObservation) -> CanonicalMesh:
         mesh = (observation.extra or {}).get("gt_mesh")
         if mesh is None:
-            raise ValueError(
+            raise InputError(
                 f"oracle needs ground-truth meshes: only for synthetic scenes "
                 f"(object {observation.index} has no extra['gt_mesh'])"
             )
         if not hasattr(mesh, "vertices") or len(mesh.vertices) == 0:
-            raise ValueError(
+            raise InputError(
                 f"extra['gt_mesh'] of object {observation.index} must be a non-empty "
                 f"trimesh.Trimesh, got {type(mesh).__name__}"
             )

@@ -112,6 +112,9 @@ class FitRefiner:
                     score = self.score(fitted, canon, pts, observation)
                     if score < best_score:
                         best, best_score = fitted, score
+            if best is None:  # no usable hypothesis (NaN scores): keep the estimate
+                out.append(poses[k])
+                continue
             chosen = best
             for factor in self.scales:  # then the size, around the chosen heading
                 scaled = Pose(chosen.R, chosen.t, chosen.s * factor)

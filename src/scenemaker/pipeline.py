@@ -7,7 +7,8 @@ Each stage writes its result under the output folder and can be read back, so
     out/
       config.json                 resolved settings of every stage
       input/image.png             the image as used (EXIF-rotated, RGB, maybe downscaled)
-      perception/masks.png        label PNG: 0 background, k = object k (1-based)
+      perception/masks.png        label PNG: 0 background, k = object k (1-based), for viewing
+      perception/masks.npy        the masks without loss (overlaps kept; packed bits): read back
       perception/objects.json     labels and detector scores
       perception/depth.npy        float32 metres (0 = invalid), + depth.png (uint16 mm) to view
       perception/intrinsics.json  K (pixels), image size, where K came from

@@ -12,7 +12,7 @@ Each stage writes its result under the output folder and can be read back, so
       perception/objects.json     labels and detector scores
       perception/depth.npy        float32 metres (0 = invalid), + depth.png (uint16 mm) to view
       perception/intrinsics.json  K (pixels), image size, where K came from
-      deocclusion/object_XX_{input,amodal,mask}.png, deocclusion/crops.json
+      deocclusion/object_XX_{input,visible,amodal,mask}.png, deocclusion/crops.json
       object3d/object_XX.glb      canonical mesh per object, object3d/objects.json
       pose/poses.json             camera-frame (OpenCV) pose per object, or why it is missing
       refine/poses.json
@@ -297,7 +297,7 @@ class SceneMakerPipeline:
                 f"masks are {found.masks.shape[2]}x{found.masks.shape[1]} but the image is "
                 f"{w}x{h} (expected the same size)"
             )
-        masks = [m for m in found.masks]
+        masks = list(found.masks)
         from .perception.inputs import write_label_png
 
         folder = out / "perception"
@@ -368,6 +368,7 @@ class SceneMakerPipeline:
             _png(folder / f"object_{k:02d}_input.png", crop.image)
             _png(folder / f"object_{k:02d}_amodal.png", amodal.image)
             _png(folder / f"object_{k:02d}_mask.png", amodal.mask.astype(np.uint8) * 255)
+            _png(folder / f"object_{k:02d}_visible.png", crop.visible_mask.astype(np.uint8) * 255)
             records.append({"box": list(crop.box), "label": label, "method": amodal.method})
         atomic_write_json(folder / "crops.json", {"schema": "scenemaker.crops/1", "crops": records})
         return results
@@ -380,7 +381,8 @@ class SceneMakerPipeline:
         results = []
         for k, rec in enumerate(records):
             image = _read_png(folder / f"object_{k:02d}_input.png")[..., :3]
-            crop = ObjectCrop(image, np.all(image < 255, -1), tuple(rec["box"]), rec["label"])
+            visible = _read_png(folder / f"object_{k:02d}_visible.png") > 127
+            crop = ObjectCrop(image, visible, tuple(rec["box"]), rec["label"])
             results.append(
                 AmodalCrop(
                     _read_png(folder / f"object_{k:02d}_amodal.png")[..., :3],

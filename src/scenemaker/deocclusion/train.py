@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_write_json
+from ..training import append_jsonl, batch_indices, out_of_time
 from .flux import DEFAULT_MODEL, LORA_WEIGHT_NAME
 
 STATE_FILE = "trainer_state.pt"
@@ -601,8 +602,6 @@ def train_deocclusion_lora(
     from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
-    from ..pose.train import batch_indices
-
     config = config or PRESETS["paper"]
     config.validate()
     out = Path(out)
@@ -693,7 +692,7 @@ def train_deocclusion_lora(
     )
     last: dict = {"step": step}
     while step < config.max_steps:
-        if config.max_minutes and _out_of_time(start_time, config.max_minutes, accelerator):
+        if config.max_minutes and out_of_time(start_time, config.max_minutes, accelerator):
             break
         for group in optimizer.param_groups:
             group["lr"] = get_lr(step, config)
@@ -724,12 +723,12 @@ def train_deocclusion_lora(
             }
             bar.set_postfix(loss=f"{last['loss']:.4f}")
             if step % config.log_every == 0 or step == config.max_steps:
-                _append(log_path, last)
+                append_jsonl(log_path, last)
             if val_set is not None and (step % config.eval_every == 0 or step == config.max_steps):
                 transformer.eval()
                 last["val_loss"] = _validation_loss(model, val_set, config)
                 transformer.train()
-                _append(log_path, {"step": step, "val_loss": last["val_loss"]})
+                append_jsonl(log_path, {"step": step, "val_loss": last["val_loss"]})
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 save_checkpoint(
                     checkpoint, get_peft_model_state_dict(model.transformer), optimizer, step
@@ -741,22 +740,3 @@ def train_deocclusion_lora(
         last["lora"] = str(save_lora(out, model.transformer, dtype))
     accelerator.wait_for_everyone()
     return last
-
-
-def _out_of_time(start_time: float, max_minutes: float, accelerator) -> bool:
-    """Rank 0 decides and tells the others: a process that stopped alone would leave the rest
-    waiting in the next gradient all-reduce."""
-    import torch
-
-    late = time.perf_counter() - start_time > 60 * max_minutes
-    stop = torch.tensor([float(late)], device=accelerator.device)
-    if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast
-
-        stop = broadcast(stop, from_process=0)
-    return bool(stop.item() > 0)
-
-
-def _append(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..io_utils import atomic_write_json
+from ..training import append_jsonl, batch_indices, out_of_time
 from .config import TrainConfig
 from .data import PoseDataset, collate, decode_pose
 from .flow import flow_matching_loss
@@ -35,17 +36,6 @@ def get_lr(step: int, config: TrainConfig) -> float:
         1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
     )
     return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
-    """The global batch of a step: consecutive slices of per-epoch seeded permutations."""
-    start = step * batch_size
-    out = []
-    while len(out) < batch_size:
-        epoch, offset = divmod(start + len(out), n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        out.extend(perm[offset : offset + batch_size - len(out)].tolist())
-    return np.asarray(out)
 
 
 def make_batch(dataset: PoseDataset, indices, step: int, seed: int, device) -> dict:
@@ -187,17 +177,8 @@ def train_pose(
     )
     last = {}
     while step < config.max_steps:
-        if config.max_minutes:
-            # rank 0 decides and tells the others: a process that stopped alone would leave
-            # the rest waiting in the next gradient all-reduce
-            from accelerate.utils import broadcast
-
-            late = time.perf_counter() - start_time > 60 * config.max_minutes
-            stop = torch.tensor([float(late)], device=accelerator.device)
-            if world > 1:
-                stop = broadcast(stop, from_process=0)
-            if stop.item() > 0:
-                break
+        if config.max_minutes and out_of_time(start_time, config.max_minutes, accelerator):
+            break
         for group in optimizer.param_groups:
             group["lr"] = get_lr(step, config)
         indices = batch_indices(step, len(train_set), config.batch_size, config.seed)
@@ -223,13 +204,13 @@ def train_pose(
             }
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             if step % 10 == 0 or step == config.max_steps:
-                _append(log_path, last)
+                append_jsonl(log_path, last)
             if val_set is not None and (step % config.eval_every == 0 or step == config.max_steps):
                 metrics = evaluate(
                     accelerator.unwrap_model(model), val_set, config, accelerator.device
                 )
                 last = {**last, **metrics}
-                _append(log_path, {"step": step, **metrics})
+                append_jsonl(log_path, {"step": step, **metrics})
                 if metrics["val_add_s"] < best:
                     best = metrics["val_add_s"]
                     accelerator.unwrap_model(model).save_pretrained(out / "best")
@@ -244,11 +225,6 @@ def train_pose(
             checkpoint, accelerator.unwrap_model(model), optimizer, step, {"best": best}
         )
     return last
-
-
-def _append(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def _jsonable(value):

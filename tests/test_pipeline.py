@@ -228,6 +228,21 @@ def test_an_object_whose_mesh_fails_is_skipped_and_reported(frame, tmp_path):
     assert again["placed"] == n - 1
 
 
+def test_when_no_object_gets_a_mesh_the_run_stops_with_the_reason(frame, tmp_path):
+    from scenemaker.errors import BackendError
+
+    class AlwaysFails:
+        name = "always-fails"
+
+        def generate(self, amodal, observation):
+            raise BackendError("external command failed (exit status 1): out of memory")
+
+    pipe = SceneMakerPipeline(_config(frame), progress=False, generator=AlwaysFails())
+    with pytest.raises(BackendError, match="no object got a mesh: .*out of memory"):
+        pipe.run(frame["image"], tmp_path)
+    assert not (tmp_path / "scene.glb").exists()
+
+
 def test_large_images_are_downscaled_with_their_intrinsics(frame, tmp_path):
     cfg = _config(frame, generator="oracle", pose="box_fit", refine="none", max_side=96)
     report = SceneMakerPipeline(cfg, progress=False).run(

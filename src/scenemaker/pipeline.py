@@ -435,6 +435,8 @@ class SceneMakerPipeline:
                     else generated.initial_pose.to_dict(),
                 }
             )
+        if meshes and all(m is None for m in meshes):  # nothing to place: say why, stop
+            raise BackendError(f"no object got a mesh: {records[0]['error']}")
         atomic_write_json(
             folder / "objects.json", {"schema": "scenemaker.meshes/1", "objects": records}
         )

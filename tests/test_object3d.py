@@ -432,3 +432,24 @@ def test_hunyuan3d_missing_dependency_and_pre_post_processing():
     np.testing.assert_allclose(np.ptp(result.mesh.vertices, axis=0), [2.0, 0.5, 1.0])
     with pytest.raises(BackendError, match="hunyuan3d produced no mesh"):
         hunyuan_mesh_to_canonical([None])
+
+
+def test_interrupting_an_external_command_kills_it(tool, monkeypatch):
+    """Ctrl-C while the tool runs: the tool (in its own process group, so it never saw the
+    signal) is killed too, not left running."""
+    import subprocess
+
+    amodal, obs = _crop()
+    started = []
+    real_communicate = subprocess.Popen.communicate
+
+    def interrupted(self, *args, **kwargs):
+        if not started:
+            started.append(self)
+            raise KeyboardInterrupt
+        return real_communicate(self, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ExternalGenerator(f"{tool} sleep {{out_mesh}}", timeout=60).generate(amodal, obs)
+    assert started and started[0].poll() is not None  # not running any more

@@ -157,6 +157,9 @@ class ExternalGenerator:
             raise BackendError(
                 f"external command timed out after {self.timeout:g} s: {shown}"
             ) from None
+        except BaseException:  # Ctrl-C or any error here: its own group never saw the signal
+            _kill_group(process)
+            raise
         if process.returncode != 0:
             raise BackendError(
                 f"external command failed (exit status {process.returncode}): "

@@ -21,7 +21,7 @@ from _results import write_section
 from scenemaker.synth.cameras import ViewConfig
 from scenemaker.synth.generate import GenerateConfig, generate_dataset
 from scenemaker.synth.layout import LayoutConfig
-from scenemaker.synth.render import SceneRenderer
+from scenemaker.render.scene import SceneRenderer
 
 
 def run(objects: str, scenes: int, views: int, workers: int, resolution: int) -> dict:
@@ -55,7 +55,7 @@ def render_only(resolution: int, frames: int = 200) -> float:
 
     from scenemaker.scene import Camera
     from scenemaker.synth.cameras import look_at
-    from scenemaker.synth.render import RenderObject
+    from scenemaker.render.scene import RenderObject
 
     objs = []
     for k in range(5):

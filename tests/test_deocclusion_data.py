@@ -110,7 +110,7 @@ def test_target_equals_input_on_visible_pixels(built):
 
 def test_fit_light_reproduces_the_render(scenes):
     from scenemaker.synth.dataset import DatasetScene
-    from scenemaker.synth.render import RenderObject, SceneRenderer
+    from scenemaker.render.scene import RenderObject, SceneRenderer
 
     scene = DatasetScene(scenes / "scene_000001")
     objects = [

@@ -21,7 +21,7 @@ from scenemaker.object3d.retrieval import RetrievalGenerator
 from scenemaker.pose.observations import observed_points
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import look_at
-from scenemaker.synth.render import RenderObject, SceneRenderer
+from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.synth.sources import get_source
 
 

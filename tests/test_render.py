@@ -5,7 +5,7 @@ import trimesh
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import look_at
 from scenemaker.synth.images import backproject, depth_to_uint16
-from scenemaker.synth.render import RenderObject, SceneRenderer
+from scenemaker.render.scene import RenderObject, SceneRenderer
 
 
 def _box(center, size, instance_id):

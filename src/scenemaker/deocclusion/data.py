@@ -165,7 +165,7 @@ class _Renderers:
         self._size, self._renderer = None, None
 
     def get(self, width: int, height: int):
-        from ..synth.render import SceneRenderer
+        from ..render.scene import SceneRenderer
 
         if self._size != (width, height):
             self.release()
@@ -211,7 +211,7 @@ class _Scene:
         return Camera(K, camera.world_to_camera, *size)
 
     def render_objects(self, only: int | None = None, grey: bool = False):
-        from ..synth.render import RenderObject
+        from ..render.scene import RenderObject
 
         found = []
         for k, obj in enumerate(self.data.scene.objects):
@@ -400,7 +400,7 @@ def fit_light(renderer, objects, views) -> tuple[float, float, float]:
     """
     from scipy.optimize import least_squares
 
-    from ..synth.render import RenderObject
+    from ..render.scene import RenderObject
 
     grey = [RenderObject(o.vertices, o.faces, o.instance_id, (0.5, 0.5, 0.5)) for o in objects]
     colours = np.zeros((256, 3))

@@ -10,7 +10,7 @@ from ..scene import Scene
 def render_instance_masks(scene: Scene, camera_index: int = 0) -> dict[int, np.ndarray]:
     """Visible mask of every object of ``scene`` seen from ``scene.cameras[camera_index]``:
     {instance_id: (H, W) bool}. Objects only (no floor), with occlusion between them."""
-    from ..synth.render import RenderObject, SceneRenderer
+    from ..render.scene import RenderObject, SceneRenderer
 
     camera = scene.cameras[camera_index]
     renderer = SceneRenderer(camera.width, camera.height, near=0.01, far=1000.0)

@@ -50,6 +50,9 @@ class PoseResult:
     skipped: dict[int, str] = field(default_factory=dict)
     """Object index -> why it has no pose."""
     seconds: float = 0.0
+    hypotheses: list[list[Pose]] | None = None
+    """Per object, every pose the estimator proposes (a generative model's samples; the
+    first is ``poses[k]``), for a refiner to verify; None when it proposes one."""
 
 
 class PoseEstimator(Protocol):
@@ -114,6 +117,7 @@ class DiTPoseEstimator:
         device: str = "cpu",
         model=None,
         image_encoder=None,
+        samples: int = 1,
     ):
         from .model import PoseDiT
 
@@ -129,6 +133,9 @@ class DiTPoseEstimator:
         self.steps = steps if steps is not None else shipped.get("steps", 10)
         self.guidance = guidance if guidance is not None else shipped.get("guidance", 3.0)
         self.seed, self.device = seed, device
+        self.samples = int(samples)
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
         if int(self.steps) < 1:
             raise ValueError(f"sampling steps must be >= 1, got {self.steps}")
         if self.guidance < 0:
@@ -161,16 +168,31 @@ class DiTPoseEstimator:
                     raise ValueError("this PoseDiT uses image features: the observation needs rgb")
                 masks = [observation.masks[k] for k in prepared.indices]
                 images = self.image_encoder.scene_tokens(observation.rgb, masks)
-            R, t, s = self.sample(prepared.points, prepared.canonical, images)
-            for j, k in enumerate(prepared.indices):
-                if not (np.isfinite(R[j]).all() and np.isfinite(t[j]).all() and np.isfinite(s[j])):
+            draws = self.sample(prepared.points, prepared.canonical, images, self.samples)
+            hypotheses: list[list[Pose]] = [[] for _ in meshes]
+            for R, t, s in draws:
+                for j, k in enumerate(prepared.indices):
+                    if np.isfinite(R[j]).all() and np.isfinite(t[j]).all() and np.isfinite(s[j]):
+                        if s[j] > 0:
+                            hypotheses[k].append(Pose(R[j], t[j], s[j]))
+            for k in prepared.indices:
+                if not hypotheses[k]:
                     prepared.skipped[k] = "the model returned a degenerate pose"
                     continue
-                poses[k] = Pose(R[j], t[j], s[j])
+                poses[k] = hypotheses[k][0]
+            return PoseResult(
+                poses, prepared.skipped, time.perf_counter() - start,
+                hypotheses if self.samples > 1 else None,
+            )  # fmt: skip
         return PoseResult(poses, prepared.skipped, time.perf_counter() - start)
 
-    def sample(self, points: list[np.ndarray], canonical: list[np.ndarray], images=None):
-        """Camera-frame (R, t, s) for one scene's objects (the written-out sampling loop)."""
+    def sample(
+        self, points: list[np.ndarray], canonical: list[np.ndarray], images=None, samples=None
+    ):
+        """Camera-frame (R, t, s) for one scene's objects (the written-out sampling loop).
+
+        With ``samples=S`` the scene is drawn S times in one batch (different noise) and a
+        list of S (R, t, s) is returned; draw 0 is the one ``samples=None`` gives."""
         import torch
 
         from .data import decode_pose, make_inputs
@@ -186,17 +208,29 @@ class DiTPoseEstimator:
         }
         if images is not None:
             batch.update({k: v[None] for k, v in images.items()})
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        draws = 1 if samples is None else int(samples)
+        batch = {k: v.expand(draws, *v.shape[1:]).to(self.device) for k, v in batch.items()}
         # each object's starting noise is seeded by where it is (its observed centroid, in
         # millimetres), not by its position in the list: results do not depend on object order
         noise = torch.stack(
             [
-                torch.randn(10, generator=torch.Generator().manual_seed(_point_seed(p, self.seed)))
-                for p in points
+                torch.stack(
+                    [
+                        torch.randn(
+                            10,
+                            generator=torch.Generator().manual_seed(
+                                _point_seed(p, self.seed + 104729 * d)
+                            ),
+                        )
+                        for p in points
+                    ]
+                )
+                for d in range(draws)
             ]
-        )[None]
-        x = sample_poses(self.model, batch, self.steps, self.guidance, initial=noise)[0]
-        return decode_pose(x.cpu().numpy(), inputs.center, inputs.scale)
+        )
+        x = sample_poses(self.model, batch, self.steps, self.guidance, initial=noise)
+        out = [decode_pose(x[d].cpu().numpy(), inputs.center, inputs.scale) for d in range(draws)]
+        return out[0] if samples is None else out
 
 
 def _shipped_sampling(path) -> dict:

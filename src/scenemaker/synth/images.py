@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry.projection import backproject  # noqa: F401  (used by synth modules)
 from ..io_utils import atomic_write_bytes
 
 DEPTH_SCALE = 1000.0  # stored value = metres * 1000 (uint16 mm, 0 = invalid)
@@ -53,14 +54,3 @@ def read_image(path: str | Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image)
 
-
-def backproject(depth: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Pixels with depth > 0 (inside ``mask``) -> (N, 3) points in the OpenCV camera frame."""
-    valid = depth > 0
-    if mask is not None:
-        valid &= mask
-    v, u = np.nonzero(valid)
-    z = depth[v, u].astype(np.float64)
-    x = (u - K[0, 2]) / K[0, 0] * z
-    y = (v - K[1, 2]) / K[1, 1] * z
-    return np.stack([x, y, z], axis=1)

@@ -36,7 +36,7 @@ class SceneWriter:
     """Per-process state: the object source, an asset cache and the renderer."""
 
     def __init__(self, config: GenerateConfig, out: Path):
-        from .render import SceneRenderer
+        from ..render.scene import SceneRenderer
 
         self.config = config
         self.out = out
@@ -134,7 +134,7 @@ class SceneWriter:
         )
 
     def _render_views(self, index, assets, poses, rng) -> dict | None:
-        from .render import RenderObject
+        from ..render.scene import RenderObject
 
         cfg = self.config
         objects, render_objects, world_vertices = [], [], []

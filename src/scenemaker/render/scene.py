@@ -135,18 +135,9 @@ class SceneRenderer:
         self._floor = None
 
     def _init_gl(self):
-        import moderngl
+        from .gl import create_context
 
-        try:
-            ctx = moderngl.create_standalone_context(backend="egl")
-        except Exception as exc:  # no EGL: try the platform default (GLX / WGL / CGL)
-            try:
-                ctx = moderngl.create_standalone_context()
-            except Exception:
-                raise RuntimeError(
-                    f"cannot create an OpenGL context ({exc}); install EGL + Mesa "
-                    "(scripts/setup.sh does: libegl1 libegl-mesa0 libgl1-mesa-dri)"
-                ) from None
+        ctx = create_context()
         self._ctx = ctx
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
         self._mask_prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_MASK_FRAGMENT)

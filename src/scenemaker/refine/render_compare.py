@@ -1,0 +1,543 @@
+"""Render-and-compare refinement: the pose model proposes, a renderer verifies.
+
+Per object, coarse to fine (every candidate is rendered in a crop of the observed camera and
+scored by :mod:`.scoring`; many candidates share one draw):
+
+1. **Rotations.** Every pose of the pool (the pose model's samples, plus any other estimate)
+   gives an up axis; each is turned about it in ``turns`` steps and, with ``faces``, also
+   laid on each of the other five faces of its canonical box (objects lie on their side).
+   Each rotation is placed at the pool's median size, its visible surface centred on the
+   observed points, then moved along the viewing ray onto the observed depth.
+2. **Sizes.** The ``keep`` best distinct rotations are tried at ``sizes`` x that size, placed
+   the same way.
+3. **ICP.** The ``local`` best go through rigid ICP against the observed points.
+4. **Local search.** Those then take ``steps`` rounds of random perturbations of rotation,
+   translation and size (shrinking step sizes), keeping whatever scores better, plus a move
+   along the viewing ray onto the observed depth each round.
+
+The lowest score wins. Each object's record keeps its scores, the top alternatives and a
+confidence in [0, 1] (:func:`confidence`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..scene import Pose
+from .scoring import CropObservation, ScoreSettings, crop_observation, depth_shift, score_depths
+
+# rotations taking each canonical axis direction onto +y (the resting "faces")
+_FACES = {
+    "+y": np.eye(3),
+    "-y": np.diag([1.0, -1.0, -1.0]),
+    "+x": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+    "-x": np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+    "+z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),
+    "-z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),
+}
+
+
+@dataclass
+class RenderCompareSettings:
+    """Search settings; the defaults were chosen on validation scenes (benchmarks/)."""
+
+    turns: int = 12
+    """Headings tried about each pool pose's up axis (30 degree steps)."""
+    faces: bool = True
+    """Also lay each pool pose on the other five faces of its box."""
+    coarse_tile: int = 40
+    """Crop resolution (px, longer side) of the rotation stage."""
+    tile: int = 64
+    """Crop resolution of the size and local stages."""
+    keep: int = 6
+    """Distinct rotations carried from the rotation stage into the size stage."""
+    sizes: tuple[float, ...] = (0.6, 0.75, 0.9, 1.0, 1.12, 1.3, 1.55)
+    local: int = 4
+    """Hypotheses refined by ICP and the local search."""
+    steps: int = 10
+    perturbations: int = 16
+    rotation_step: tuple[float, float] = (8.0, 1.0)
+    """Perturbation standard deviation, degrees, first -> last round."""
+    translation_step: tuple[float, float] = (0.05, 0.005)
+    """Share of the object's size, first -> last round."""
+    size_step: tuple[float, float] = (0.08, 0.01)
+    """Standard deviation of log size, first -> last round."""
+    icp_iterations: int = 12
+    place_rounds: int = 3
+    """Rounds of centring each candidate's rendered surface on the observed points."""
+    max_faces: int = 3000
+    """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
+    min_points: int = 8
+    """Objects with fewer observed points keep their given pose."""
+    distinct_deg: float = 20.0
+    score: ScoreSettings = field(default_factory=ScoreSettings)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ObjectRefinement:
+    """What the refiner decided for one object, and why."""
+
+    pose: Pose | None
+    score: float | None = None
+    iou: float | None = None
+    residual: float | None = None
+    confidence: float | None = None
+    alternatives: list = field(default_factory=list)  # [{"pose": Pose, "score": float}]
+    hypotheses: int = 0
+    renders: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "pose": None if self.pose is None else self.pose.to_dict(),
+            "score": self.score,
+            "iou": self.iou,
+            "residual": self.residual,
+            "confidence": self.confidence,
+            "alternatives": [
+                {"pose": a["pose"].to_dict(), "score": a["score"]} for a in self.alternatives
+            ],
+            "hypotheses": self.hypotheses,
+            "renders": self.renders,
+            "note": self.note,
+        }
+
+
+def _rotvec_matrices(vectors: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(vectors).as_matrix()
+
+
+def _yaw(angles: np.ndarray) -> np.ndarray:
+    c, s = np.cos(angles), np.sin(angles)
+    out = np.zeros((len(angles), 3, 3))
+    out[:, 0, 0], out[:, 0, 2], out[:, 1, 1] = c, s, 1.0
+    out[:, 2, 0], out[:, 2, 2] = -s, c
+    return out
+
+
+def _distinct(rotations: np.ndarray, order: np.ndarray, count: int, min_deg: float) -> list:
+    """Indices (in ``order``) of up to ``count`` rotations at least ``min_deg`` apart."""
+    chosen: list[int] = []
+    cos_min = np.cos(np.radians(min_deg))
+    for i in order:
+        ok = True
+        for j in chosen:
+            c = (np.trace(rotations[i].T @ rotations[j]) - 1.0) / 2.0
+            if c > cos_min:
+                ok = False
+                break
+        if ok:
+            chosen.append(int(i))
+            if len(chosen) == count:
+                break
+    return chosen
+
+
+def rotation_hypotheses(pool: list[Pose], turns: int, faces: bool, min_deg: float = 5.0):
+    """(H, 3, 3) rotations: each pool rotation turned about its up axis, on every face."""
+    angles = 2 * np.pi * np.arange(turns) / max(turns, 1)
+    yaws = _yaw(angles)
+    face_set = list(_FACES.values()) if faces else [_FACES["+y"]]
+    out = []
+    for pose in pool:
+        for Q in face_set:
+            out.append(pose.R @ yaws @ Q)
+    rotations = np.concatenate(out)
+    keep = _distinct(rotations, np.arange(len(rotations)), len(rotations), min_deg)
+    return rotations[keep]
+
+
+class _Object:
+    """One object's search state: its render mesh, samples, points and crops."""
+
+    def __init__(self, mesh, points, crop_coarse, crop_fine, samples, normals):
+        self.mesh, self.points = mesh, points
+        self.crop_coarse, self.crop_fine = crop_coarse, crop_fine
+        self.samples, self.normals = samples, normals
+        self.centroid = points.mean(0)
+        self.ray = self.centroid / max(np.linalg.norm(self.centroid), 1e-9)
+
+
+def render_mesh(mesh, max_faces: int):
+    """(vertices, faces) for scoring: ``mesh`` decimated to <= ``max_faces`` faces when the
+    decimation library is installed, else as is."""
+    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(faces) > max_faces:
+        try:
+            small = mesh.simplify_quadric_decimation(face_count=max_faces)
+            if len(small.faces) > 0:
+                vertices, faces = np.asarray(small.vertices), np.asarray(small.faces)
+        except (ImportError, ValueError, AttributeError, TypeError):
+            pass
+    return vertices, faces
+
+
+def mesh_problem(mesh) -> str | None:
+    """Why ``mesh`` cannot be scored, or None."""
+    if mesh is None:
+        return "no mesh"
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(f) == 0 or len(v) == 0:
+        return "mesh has no faces"
+    if not np.isfinite(v).all():
+        return "mesh has non-finite vertices"
+    if not mesh.area > 0:
+        return "mesh has no area"
+    return None
+
+
+class RenderCompareRefiner:
+    """Render-and-compare refinement over a pool of pose hypotheses per object."""
+
+    name = "render"
+
+    def __init__(self, settings: RenderCompareSettings | None = None, seed: int = 0, **kw):
+        self.settings = settings or RenderCompareSettings(seed=seed, **kw)
+        self._renderer = None
+
+    # the Refiner protocol: poses in, poses out
+    def refine(self, poses, meshes, points, observation=None, hypotheses=None) -> list:
+        return [r.pose for r in self.refine_detailed(poses, meshes, observation, hypotheses)]
+
+    def refine_detailed(self, poses, meshes, observation, hypotheses=None):
+        """One :class:`ObjectRefinement` per object. ``hypotheses[k]`` (a list of poses) is
+        object k's pool; without it the pool is ``[poses[k]]``."""
+        from ..pose.observations import observed_points
+
+        if observation is None:
+            raise ValueError("render-and-compare refinement needs the observation")
+        if len(poses) != len(meshes) or len(meshes) != len(observation.masks):
+            raise ValueError(
+                f"got {len(poses)} poses, {len(meshes)} meshes, {len(observation.masks)} masks"
+            )
+        st = self.settings
+        depth = np.where(np.isfinite(observation.depth), observation.depth, 0.0)
+        results = []
+        for k, mesh in enumerate(meshes):
+            pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
+            if poses[k] is not None and not any(p is poses[k] for p in pool):
+                pool.insert(0, poses[k])
+            pool = [p for p in pool if _finite(p)]
+            given = poses[k] if poses[k] is not None and _finite(poses[k]) else None
+            if not pool:
+                results.append(ObjectRefinement(given, note="no pose hypothesis"))
+                continue
+            fallback = given if given is not None else pool[0]
+            problem = mesh_problem(mesh)
+            if problem:
+                results.append(ObjectRefinement(fallback, note=problem))
+                continue
+            mask = observation.masks[k]
+            pts = observed_points(depth, observation.K, mask, 256, seed=st.seed) if mask.any() else None
+            if pts is None or len(pts) < st.min_points:
+                n = 0 if pts is None else len(pts)
+                results.append(
+                    ObjectRefinement(fallback, note=f"only {n} observed points: pose kept")
+                )
+                continue
+            other = np.zeros_like(mask)
+            for j, m in enumerate(observation.masks):
+                if j != k:
+                    other |= m
+            coarse = crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile)
+            fine = crop_observation(depth, observation.K, mask, other, max_tile=st.tile)
+            from ..geometry.sampling import sample_surface
+
+            samples, normals = sample_surface(mesh, 256, seed=st.seed + k)
+            vertices, faces = render_mesh(mesh, st.max_faces)
+            renderer = self._get_renderer()
+            renderer.set_mesh(vertices, faces, key=None)
+            obj = _Object(mesh, pts, coarse, fine, samples, normals)
+            try:
+                results.append(self._search(obj, pool, renderer, k))
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                results.append(ObjectRefinement(fallback, note=f"search failed: {exc}"))
+        return results
+
+    def _get_renderer(self):
+        if self._renderer is None:
+            from ..render.candidates import CandidateRenderer
+
+            self._renderer = CandidateRenderer(max_batch=64, max_tile=max(96, self.settings.tile))
+        return self._renderer
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.release()
+            self._renderer = None
+
+    # -- the search ------------------------------------------------------------------------
+
+    def _sizes(self, obj: _Object, R: np.ndarray, s0: float) -> np.ndarray:
+        """(N,) a size per rotation: the smallest that covers the observed points' extent
+        along the rotated box axes (what was seen must fit inside the object), and no less
+        than 0.7 of the pool's size (an occluded object shows less than its extent)."""
+        local = np.einsum("nji,mj->nmi", R, obj.points - obj.centroid)  # R^T p
+        extent = np.percentile(local, 98, axis=1) - np.percentile(local, 2, axis=1)
+        canon = obj.samples.max(0) - obj.samples.min(0)  # canonical extent per axis (<= 2)
+        lower = 2.0 * (extent / np.maximum(canon, 0.05)).max(1)
+        return np.maximum(lower, 0.7 * s0)
+
+    def _place(self, obj: _Object, renderer, crop: CropObservation, R, s):
+        """(t, renders): translations that put each candidate's rendered visible surface on
+        the observed points (centroid to centroid), from a start just behind them."""
+        from ..render.candidates import pose_matrices
+
+        v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
+        ray = np.stack(
+            [(u - crop.K[0, 2]) / crop.K[0, 0], (v - crop.K[1, 2]) / crop.K[1, 1], np.ones(u.shape)],
+            -1,
+        )  # (th, tw, 3)
+        # the observed centre the same way: pixel-weighted, on the same grid
+        seen = crop.own & (crop.depth > 0)
+        if seen.sum() >= 3:
+            target = (crop.depth[seen][:, None] * ray[seen]).mean(0)
+        else:
+            target = obj.centroid
+        t = target[None] + obj.ray[None] * (s[:, None] / 4.0)
+        active = np.arange(len(R))
+        renders = 0
+        for _ in range(self.settings.place_rounds):
+            z = renderer.render(
+                crop.K, pose_matrices(R[active], t[active], s[active]), crop.tile_w, crop.tile_h
+            )
+            renders += len(active)
+            count = (z > 0).sum((1, 2))
+            centre = np.einsum("nhw,hwc->nc", z, ray) / np.maximum(count, 1)[:, None]
+            step = np.where(count[:, None] > 0, target[None] - centre, 0.0)
+            t[active] += step
+            # another round only for those that moved by more than a tenth of their size
+            active = active[np.linalg.norm(step, axis=1) > 0.1 * s[active]]
+            if len(active) == 0:
+                break
+        return t, renders
+
+    def _evaluate(self, renderer, crop: CropObservation, R, t, s, shift: bool = True):
+        """Render; optionally move each candidate along its ray onto the observed depth and
+        render again. Returns (t, scores dict, renders)."""
+        from ..render.candidates import pose_matrices
+
+        t = np.array(t, dtype=np.float64)
+        z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
+        renders = len(R)
+        if shift:
+            delta = depth_shift(z, crop)
+            moved = np.abs(delta) > 1e-4
+            if moved.any():
+                norm = np.linalg.norm(t[moved], axis=1, keepdims=True)
+                t[moved] = t[moved] * (1.0 + delta[moved, None] / np.maximum(norm, 1e-9))
+                z[moved] = renderer.render(
+                    crop.K, pose_matrices(R[moved], t[moved], s[moved]), crop.tile_w, crop.tile_h
+                )
+                renders += int(moved.sum())
+        return t, score_depths(z, s, crop, self.settings.score), renders
+
+    def _visible_icp(self, obj: _Object, renderer, R, t, s):
+        """Similarity ICP of each candidate's rendered visible surface with the observed
+        points: pairs both ways (rendered -> nearest observed, observed -> nearest rendered),
+        so the size is pulled in from both sides; rendered pixels hidden behind an observed
+        surface take no part. Returns (R, t, s, renders)."""
+        from scipy.spatial import cKDTree
+
+        from ..geometry.icp import umeyama
+        from ..render.candidates import pose_matrices
+
+        st, crop = self.settings, obj.crop_fine
+        R, t, s = R.copy(), t.copy(), s.copy()
+        tree_obs = cKDTree(obj.points)
+        v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
+        ray_x = (u - crop.K[0, 2]) / crop.K[0, 0]
+        ray_y = (v - crop.K[1, 2]) / crop.K[1, 1]
+        D = crop.depth
+        renders = 0
+        for _ in range(st.icp_iterations):
+            z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
+            renders += len(R)
+            for h in range(len(R)):
+                zh = z[h]
+                drawn = zh > 0
+                hidden = drawn & ~crop.own & (D > 0) & (zh > D - 0.02 - 0.05 * s[h])
+                use = drawn & ~hidden
+                if use.sum() < 8:
+                    continue
+                pts = np.stack([ray_x[use] * zh[use], ray_y[use] * zh[use], zh[use]], 1)
+                limit = 0.25 * s[h]
+                d1, i1 = tree_obs.query(pts, distance_upper_bound=limit)
+                d2, i2 = cKDTree(pts).query(obj.points, distance_upper_bound=limit)
+                k1, k2 = np.isfinite(d1), np.isfinite(d2)
+                if k1.sum() + k2.sum() < 8:
+                    continue
+                src = np.concatenate([pts[k1], pts[i2[k2]]])
+                dst = np.concatenate([obj.points[i1[k1]], obj.points[k2]])
+                # equal say for both directions whatever their point counts
+                w1 = np.full(k1.sum(), 0.5 / max(k1.sum(), 1))
+                w2 = np.full(k2.sum(), 0.5 / max(k2.sum(), 1))
+                weights = np.concatenate([w1, w2])
+                reps = np.maximum(1, np.rint(weights / weights.min()).astype(int))
+                reps = np.minimum(reps, 50)
+                try:
+                    M = umeyama(np.repeat(src, reps, 0), np.repeat(dst, reps, 0), with_scale=True)
+                except ValueError:
+                    continue
+                scale = float(np.cbrt(np.linalg.det(M[:3, :3])))
+                if not np.isfinite(scale) or not 0.5 < scale < 2.0:
+                    continue
+                rot = M[:3, :3] / scale
+                R[h] = rot @ R[h]
+                t[h] = M[:3, :3] @ t[h] + M[:3, 3]
+                s[h] = s[h] * scale
+        return R, t, s, renders
+
+    def _search(self, obj: _Object, pool: list[Pose], renderer, k: int) -> ObjectRefinement:
+        from ..render.candidates import pose_matrices
+
+        st = self.settings
+        rng = np.random.default_rng(st.seed + 7919 * k)
+        s0 = float(np.median([p.s for p in pool]))
+        renders = 0
+        # 1. rotations at the pool's size
+        R = rotation_hypotheses(pool, st.turns, st.faces)
+        n_hyp = len(R)
+        s = self._sizes(obj, R, s0)
+        t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
+        renders += n
+        t, sc, n = self._evaluate(renderer, obj.crop_coarse, R, t, s)
+        renders += n
+        order = np.argsort(sc["score"], kind="stable")
+        top = _distinct(R, order, st.keep, st.distinct_deg)
+        # 2. sizes for the best distinct rotations
+        R2 = np.repeat(R[top], len(st.sizes), axis=0)
+        s2 = (np.asarray(st.sizes)[None] * s[top][:, None]).reshape(-1)
+        t2, n = self._place(obj, renderer, obj.crop_fine, R2, s2)
+        renders += n
+        t2, sc2, n = self._evaluate(renderer, obj.crop_fine, R2, t2, s2)
+        renders += n
+        order2 = np.argsort(sc2["score"], kind="stable")
+        chosen = _distinct(R2, order2, st.local, st.distinct_deg)
+        # 3. ICP with scale against the observed points, on the rendered visible surface
+        cand_R, cand_t, cand_s = R2[chosen].copy(), t2[chosen].copy(), s2[chosen].copy()
+        cand_score = sc2["score"][chosen].copy()
+        icp_R, icp_t, icp_s, n = self._visible_icp(obj, renderer, cand_R, cand_t, cand_s)
+        renders += n
+        icp_t, sc3, n = self._evaluate(renderer, obj.crop_fine, icp_R, icp_t, icp_s, shift=False)
+        renders += n
+        better = sc3["score"] < cand_score
+        cand_R[better], cand_t[better], cand_s[better] = icp_R[better], icp_t[better], icp_s[better]
+        cand_score[better] = sc3["score"][better]
+        # 4. local search: perturb rotation, translation and size, keep improvements
+        H, P = len(chosen), st.perturbations
+        for step in range(st.steps):
+            f = step / max(st.steps - 1, 1)
+            sig_r = np.radians(st.rotation_step[0] * (st.rotation_step[1] / st.rotation_step[0]) ** f)
+            sig_t = st.translation_step[0] * (st.translation_step[1] / st.translation_step[0]) ** f
+            sig_s = st.size_step[0] * (st.size_step[1] / st.size_step[0]) ** f
+            dR = _rotvec_matrices(rng.normal(0.0, sig_r, (H * P, 3)))
+            new_R = dR @ np.repeat(cand_R, P, axis=0)
+            new_s = np.repeat(cand_s, P) * np.exp(rng.normal(0.0, sig_s, H * P))
+            new_t = np.repeat(cand_t, P, axis=0) + rng.normal(0.0, 1.0, (H * P, 3)) * (
+                sig_t * np.repeat(cand_s, P)[:, None]
+            )
+            # one candidate per hypothesis only moves onto the observed depth
+            new_R = np.concatenate([new_R, cand_R])
+            new_t = np.concatenate([new_t, cand_t])
+            new_s = np.concatenate([new_s, cand_s])
+            z = renderer.render(
+                obj.crop_fine.K, pose_matrices(new_R, new_t, new_s),
+                obj.crop_fine.tile_w, obj.crop_fine.tile_h,
+            )  # fmt: skip
+            delta = depth_shift(z[H * P :], obj.crop_fine)
+            norm = np.linalg.norm(cand_t, axis=1, keepdims=True)
+            new_t[H * P :] = cand_t * (1.0 + delta[:, None] / np.maximum(norm, 1e-9))
+            z[H * P :] = renderer.render(
+                obj.crop_fine.K, pose_matrices(cand_R, new_t[H * P :], cand_s),
+                obj.crop_fine.tile_w, obj.crop_fine.tile_h,
+            )  # fmt: skip
+            renders += len(new_R) + H
+            sc4 = score_depths(z, new_s, obj.crop_fine, st.score)["score"]
+            owner = np.concatenate([np.repeat(np.arange(H), P), np.arange(H)])
+            for h in range(H):
+                mine = np.nonzero(owner == h)[0]
+                best = mine[np.argmin(sc4[mine])]
+                if sc4[best] < cand_score[h]:
+                    cand_R[h], cand_t[h], cand_s[h] = new_R[best], new_t[best], new_s[best]
+                    cand_score[h] = sc4[best]
+        # final scores of the local results, at the fine resolution
+        z = renderer.render(
+            obj.crop_fine.K, pose_matrices(cand_R, cand_t, cand_s),
+            obj.crop_fine.tile_w, obj.crop_fine.tile_h,
+        )  # fmt: skip
+        final = score_depths(z, cand_s, obj.crop_fine, st.score)
+        renders += len(cand_R)
+        best = int(np.argmin(final["score"]))
+        pose = _orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])
+        # alternatives: the other local results and the size stage's best distinct rotations
+        alt = [
+            {"pose": _orthonormal_pose(cand_R[h], cand_t[h], cand_s[h]),
+             "score": float(final["score"][h])}
+            for h in range(H) if h != best
+        ]  # fmt: skip
+        for i in order2[: 4 * st.local]:
+            alt.append({"pose": _orthonormal_pose(R2[i], t2[i], s2[i]), "score": float(sc2["score"][i])})
+        alt.sort(key=lambda a: a["score"])
+        conf = confidence(float(final["score"][best]), pose, alt, obj.samples)
+        return ObjectRefinement(
+            pose,
+            score=float(final["score"][best]),
+            iou=float(final["iou"][best]),
+            residual=float(final["residual"][best]),
+            confidence=conf,
+            alternatives=alt[:4],
+            hypotheses=n_hyp,
+            renders=renders,
+        )
+
+
+def _finite(pose: Pose) -> bool:
+    return bool(np.isfinite(pose.R).all() and np.isfinite(pose.t).all() and np.isfinite(pose.s))
+
+
+def _orthonormal_pose(R, t, s) -> Pose:
+    u, _, vt = np.linalg.svd(R)
+    R = u @ vt
+    if np.linalg.det(R) < 0:
+        u[:, -1] *= -1
+        R = u @ vt
+    return Pose(R, t, float(s))
+
+
+def pose_distance(a: Pose, b: Pose, samples: np.ndarray) -> float:
+    """Symmetric mean closest-point distance between the two placed surfaces, in units of
+    ``a``'s size (symmetric objects turned onto themselves are at distance ~0)."""
+    from scipy.spatial import cKDTree
+
+    pa, pb = a.apply(samples), b.apply(samples)
+    d1, _ = cKDTree(pb).query(pa)
+    d2, _ = cKDTree(pa).query(pb)
+    return float((d1.mean() + d2.mean()) / 2 / a.s)
+
+
+def confidence(score: float, pose: Pose, alternatives: list, samples: np.ndarray) -> float:
+    """In [0, 1]: high when the best pose explains the observation well (low score) and no
+    clearly different pose scores nearly as well (a margin over the best distinct rival)."""
+    rival = min(
+        (a["score"] for a in alternatives if pose_distance(pose, a["pose"], samples) > 0.05),
+        default=score + 1.0,
+    )
+    margin = max(rival - score, 0.0)
+    fit = np.exp(-max(score, 0.0) / 0.25)
+    return float(np.clip(fit * (1.0 - np.exp(-margin / 0.05)), 0.0, 1.0))
+
+
+def refine_timed(refiner: RenderCompareRefiner, poses, meshes, observation, hypotheses=None):
+    start = time.perf_counter()
+    out = refiner.refine_detailed(poses, meshes, observation, hypotheses)
+    return out, time.perf_counter() - start

@@ -1,0 +1,151 @@
+"""Render-and-compare score of candidate poses against one object's observation.
+
+For each object the observation is cut to a crop around its visible mask (enlarged so that a
+candidate that is too big or misplaced still shows where it spills over) and resampled to at
+most ``max_tile`` pixels a side. A candidate's depth is rendered in that crop
+(:class:`~scenemaker.render.candidates.CandidateRenderer`) and scored, lower is better::
+
+    score = (1 - IoU) + depth_weight * residual
+
+* ``IoU`` = rendered pixels inside the visible mask / (mask pixels + violating pixels), where a
+  rendered pixel outside the mask *violates* when the camera saw something farther away there
+  (free space: observed depth more than ``tolerance`` behind the rendered surface) or saw
+  nothing at all (no depth and no other object's mask). Rendered pixels behind an observed
+  surface (another object or the floor in front) are hidden: they do not count against it.
+* ``residual``: mean |rendered - observed depth| over rendered mask pixels with valid depth,
+  each capped at ``cap`` and divided by it (1 when the candidate covers none of the mask).
+
+The tolerance and cap grow with the candidate's size and with depth noise (``depth_noise``:
+the expected standard deviation of the observed depth at 1 m, scaled by z^2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..render.candidates import crop_intrinsics
+
+
+@dataclass
+class CropObservation:
+    """One object's observation, resampled to its crop grid."""
+
+    box: tuple[int, int, int, int]  # x0, y0, w, h in image pixels
+    stride: int  # crop pixel (i, j) = image pixel (x0 + i * stride, y0 + j * stride)
+    tile_w: int
+    tile_h: int
+    K: np.ndarray  # (3, 3) intrinsics of the crop grid
+    depth: np.ndarray  # (th, tw) observed camera z, 0 = invalid
+    own: np.ndarray  # (th, tw) bool: this object's visible mask
+    other: np.ndarray  # (th, tw) bool: other objects' visible masks
+    own_pixels: int
+
+
+
+def crop_observation(
+    depth: np.ndarray,
+    K: np.ndarray,
+    own: np.ndarray,
+    other: np.ndarray,
+    margin: float = 0.5,
+    max_tile: int = 64,
+) -> CropObservation | None:
+    """The crop around ``own`` (None for an empty mask): its box grown by ``margin`` of its
+    longer side on every side, clipped to the image, sampled every ``stride`` pixels so that
+    its longer side has <= ``max_tile`` px."""
+    rows, cols = np.nonzero(own)
+    if len(rows) == 0:
+        return None
+    h_img, w_img = own.shape
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    grow = int(np.ceil(margin * max(y1 - y0, x1 - x0)))
+    x0, y0 = max(0, x0 - grow), max(0, y0 - grow)
+    x1, y1 = min(w_img, x1 + grow), min(h_img, y1 + grow)
+    w, h = int(x1 - x0), int(y1 - y0)
+    stride = max(1, int(np.ceil(max(w, h) / max_tile)))
+    grid = (slice(y0, y1, stride), slice(x0, x1, stride))
+    crop_depth = np.asarray(depth, dtype=np.float32)[grid]
+    crop_depth = np.where(np.isfinite(crop_depth) & (crop_depth > 0), crop_depth, 0.0)
+    crop_own = np.asarray(own, dtype=bool)[grid]
+    th, tw = crop_own.shape
+    if not crop_own.any():  # a mask thinner than the sampling step: keep its pixels
+        crop_own = _max_pool(np.asarray(own, dtype=bool)[y0:y1, x0:x1], stride, th, tw)
+    return CropObservation(
+        (int(x0), int(y0), w, h), stride, tw, th, crop_intrinsics(K, x0, y0, stride),
+        crop_depth.astype(np.float32), crop_own,
+        np.asarray(other, dtype=bool)[grid] & ~crop_own, int(crop_own.sum()),
+    )  # fmt: skip
+
+
+def _max_pool(mask: np.ndarray, stride: int, th: int, tw: int) -> np.ndarray:
+    out = np.zeros((th, tw), dtype=bool)
+    rr, cc = np.nonzero(mask)
+    out[np.minimum(rr // stride, th - 1), np.minimum(cc // stride, tw - 1)] = True
+    return out
+
+
+@dataclass
+class ScoreSettings:
+    depth_weight: float = 0.5
+    """Weight of the capped depth residual against (1 - IoU)."""
+    tolerance: float = 0.02
+    """Metres a rendered surface may lie in front of the observed depth before it violates
+    free space (plus ``tolerance_size`` x size and the depth noise)."""
+    tolerance_size: float = 0.05
+    cap_size: float = 0.1
+    """Residual cap, as a share of the candidate's size (plus the depth noise)."""
+    depth_noise: float = 0.0
+    """Expected depth noise standard deviation at 1 m (metres; grows with z^2)."""
+
+
+def score_depths(
+    rendered: np.ndarray, sizes: np.ndarray, crop: CropObservation, settings: ScoreSettings
+) -> dict[str, np.ndarray]:
+    """Scores of (N, th, tw) rendered depths of candidates with sizes (N,):
+    {"score", "iou", "residual", "violations", "hits"} arrays of length N."""
+    z = rendered
+    drawn = z > 0
+    D = crop.depth[None]
+    valid = D > 0
+    own = crop.own[None]
+    sizes = np.asarray(sizes, dtype=np.float32).reshape(-1, 1, 1)
+    noise = settings.depth_noise * np.square(np.where(valid, D, 1.0)) * 3.0
+    tolerance = settings.tolerance + settings.tolerance_size * sizes + noise
+    cap = settings.cap_size * sizes + noise
+    hit = drawn & own
+    outside = drawn & ~own
+    seen_in_front = valid & (z < D - tolerance)
+    violation = outside & (seen_in_front | (~valid & ~crop.other[None]))
+    hits = hit.sum((1, 2))
+    violations = violation.sum((1, 2))
+    iou = hits / np.maximum(crop.own_pixels + violations, 1)
+    measured = hit & valid
+    residual_sum = np.where(measured, np.minimum(np.abs(z - D), cap) / cap, 0.0).sum((1, 2))
+    counted = measured.sum((1, 2))
+    # rendered pixels of the mask without valid depth count as neither good nor bad
+    residual = np.where(counted > 0, residual_sum / np.maximum(counted, 1), 1.0)
+    score = (1.0 - iou) + settings.depth_weight * residual
+    return {
+        "score": score.astype(np.float64),
+        "iou": iou.astype(np.float64),
+        "residual": residual.astype(np.float64),
+        "violations": violations,
+        "hits": hits,
+    }
+
+
+def depth_shift(rendered: np.ndarray, crop: CropObservation) -> np.ndarray:
+    """(N,) median observed - rendered depth over each candidate's rendered mask pixels: how far
+    to move it along the viewing ray (0 where they do not overlap)."""
+    D = crop.depth[None]
+    measured = (rendered > 0) & crop.own[None] & (D > 0)
+    diff = np.where(measured, D - rendered, np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            shift = np.nanmedian(diff.reshape(len(rendered), -1), axis=1)
+    return np.nan_to_num(shift, nan=0.0)

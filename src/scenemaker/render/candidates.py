@@ -1,0 +1,181 @@
+"""Render many poses of one mesh in one draw: camera-frame depth in a crop of the observed
+camera, for render-and-compare scoring.
+
+Each candidate is one instance of an instanced draw: its own model matrix (canonical ->
+camera frame) and its own tile of an atlas texture. The vertex shader squeezes the crop's
+clip space into the tile and ``gl_ClipDistance`` clips every triangle to its tile, so
+candidates never bleed into each other. The fragment shader writes the camera-frame z; 0 means
+nothing was drawn there.
+
+Crop convention: crop pixel (i, j) is image pixel (x0 + i * stride, y0 + j * stride) (pixel
+centres at integer coordinates), so the rendered crop samples exactly the pixel centres of the
+observation; :func:`crop_intrinsics` gives the matching K.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scene import projection_from_intrinsics
+
+_VERTEX = """
+#version 330
+uniform mat4 u_projection;
+uniform vec2 u_grid;
+in vec3 in_position;
+in vec4 in_m0;
+in vec4 in_m1;
+in vec4 in_m2;
+in vec4 in_m3;
+in vec2 in_tile;
+out float v_z;
+out float gl_ClipDistance[4];
+void main() {
+    vec4 cam = mat4(in_m0, in_m1, in_m2, in_m3) * vec4(in_position, 1.0);
+    v_z = cam.z;
+    vec4 clip = u_projection * cam;
+    gl_ClipDistance[0] = clip.w + clip.x;
+    gl_ClipDistance[1] = clip.w - clip.x;
+    gl_ClipDistance[2] = clip.w + clip.y;
+    gl_ClipDistance[3] = clip.w - clip.y;
+    clip.xy = clip.xy / u_grid + ((2.0 * in_tile + 1.0) / u_grid - 1.0) * clip.w;
+    gl_Position = clip;
+}
+"""
+
+_FRAGMENT = """
+#version 330
+in float v_z;
+layout(location = 0) out float out_z;
+void main() { out_z = v_z; }
+"""
+
+_GL_CLIP_DISTANCE0 = 0x3000
+
+
+def crop_intrinsics(K: np.ndarray, x0: int, y0: int, stride: int = 1) -> np.ndarray:
+    """K of the crop grid whose pixel (i, j) is image pixel (x0 + i * stride, y0 + j * stride):
+    every crop pixel samples exactly an image pixel centre."""
+    Kc = np.array(K, dtype=np.float64).copy()
+    Kc[:2] /= stride
+    Kc[0, 2] = (K[0, 2] - x0) / stride
+    Kc[1, 2] = (K[1, 2] - y0) / stride
+    return Kc
+
+
+def pose_matrices(R: np.ndarray, t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) canonical -> camera matrices for poses p = R (s/2 q) + t."""
+    R = np.asarray(R, dtype=np.float64).reshape(-1, 3, 3)
+    n = len(R)
+    M = np.zeros((n, 4, 4))
+    M[:, :3, :3] = R * (np.asarray(s, dtype=np.float64).reshape(n, 1, 1) / 2.0)
+    M[:, :3, 3] = np.asarray(t, dtype=np.float64).reshape(n, 3)
+    M[:, 3, 3] = 1.0
+    return M
+
+
+class CandidateRenderer:
+    """Depth of one mesh under many poses; reuse one instance for a whole run.
+
+    ``render(K_crop, matrices, tile_w, tile_h)`` returns (N, tile_h, tile_w) float32
+    camera-frame z (0 where empty). Up to ``max_batch`` candidates share one draw.
+    """
+
+    def __init__(self, max_batch: int = 64, max_tile: int = 96, near: float = 0.01, far=100.0):
+        if max_batch < 1 or max_tile < 4:
+            raise ValueError(f"max_batch >= 1 and max_tile >= 4, got {max_batch}, {max_tile}")
+        self.max_batch, self.max_tile, self.near, self.far = max_batch, max_tile, near, far
+        self.cols = int(np.ceil(np.sqrt(max_batch)))
+        self.rows = int(np.ceil(max_batch / self.cols))
+        self._ctx = None
+        self._mesh = None
+        self._mesh_key = None
+
+    def _init_gl(self) -> None:
+        from .gl import create_context
+
+        ctx = create_context()
+        self._ctx = ctx
+        self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+        size = (self.cols * self.max_tile, self.rows * self.max_tile)
+        self._z_tex = ctx.texture(size, 1, dtype="f4")
+        self._depth_rb = ctx.depth_renderbuffer(size)
+        self._fbo = ctx.framebuffer([self._z_tex], self._depth_rb)
+        self._instances = ctx.buffer(reserve=self.max_batch * 18 * 4)
+
+    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray, key=None) -> None:
+        """Upload the canonical mesh to draw (kept until another ``key`` comes)."""
+        if self._ctx is None:
+            self._init_gl()
+        if key is not None and key == self._mesh_key:
+            return
+        self._release_mesh()
+        vertices = np.ascontiguousarray(vertices, dtype="f4")
+        faces = np.ascontiguousarray(faces, dtype="i4")
+        if vertices.ndim != 2 or vertices.shape[1] != 3 or len(faces) == 0:
+            raise ValueError("mesh needs (V, 3) vertices and at least one face")
+        vbo = self._ctx.buffer(vertices.tobytes())
+        ibo = self._ctx.buffer(faces.tobytes())
+        vao = self._ctx.vertex_array(
+            self._prog,
+            [
+                (vbo, "3f", "in_position"),
+                (self._instances, "4f 4f 4f 4f 2f/i", "in_m0", "in_m1", "in_m2", "in_m3",
+                 "in_tile"),
+            ],  # fmt: skip
+            index_buffer=ibo,
+        )
+        self._mesh = (vbo, ibo, vao)
+        self._mesh_key = key
+
+    def _release_mesh(self) -> None:
+        if self._mesh is not None:
+            for item in reversed(self._mesh):
+                item.release()
+        self._mesh, self._mesh_key = None, None
+
+    def render(self, K_crop: np.ndarray, matrices: np.ndarray, tile_w: int, tile_h: int):
+        if self._mesh is None:
+            raise RuntimeError("call set_mesh() before render()")
+        if not (1 <= tile_w <= self.max_tile and 1 <= tile_h <= self.max_tile):
+            raise ValueError(f"tile must be within 1..{self.max_tile} px, got {tile_w}x{tile_h}")
+        matrices = np.asarray(matrices, dtype=np.float64).reshape(-1, 4, 4)
+        out = np.zeros((len(matrices), tile_h, tile_w), dtype=np.float32)
+        for start in range(0, len(matrices), self.max_batch):
+            chunk = matrices[start : start + self.max_batch]
+            out[start : start + len(chunk)] = self._draw(K_crop, chunk, tile_w, tile_h)
+        return out
+
+    def _draw(self, K_crop, matrices, tile_w, tile_h) -> np.ndarray:
+        import moderngl
+
+        ctx, n = self._ctx, len(matrices)
+        cols = min(self.cols, n)
+        rows = int(np.ceil(n / cols))
+        width, height = cols * tile_w, rows * tile_h
+        P = projection_from_intrinsics(K_crop, tile_w, tile_h, self.near, self.far)
+        self._prog["u_projection"].write(P.T.astype("f4").tobytes())
+        self._prog["u_grid"].value = (float(cols), float(rows))
+        index = np.arange(n)
+        # GL rows go upwards: the first candidates take the top tiles once read back flipped
+        tiles = np.stack([index % cols, rows - 1 - index // cols], 1).astype("f4")
+        columns = matrices.transpose(0, 2, 1).reshape(n, 16).astype("f4")  # column-major
+        self._instances.write(np.concatenate([columns, tiles], 1).tobytes())
+        ctx.enable(moderngl.DEPTH_TEST)
+        ctx.disable(moderngl.CULL_FACE)
+        for plane in range(4):
+            ctx.enable_direct(_GL_CLIP_DISTANCE0 + plane)
+        self._fbo.use()
+        self._fbo.viewport = (0, 0, width, height)
+        self._fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0, viewport=(0, 0, width, height))
+        self._mesh[2].render(moderngl.TRIANGLES, instances=n)
+        raw = self._fbo.read(viewport=(0, 0, width, height), components=1, dtype="f4")
+        atlas = np.frombuffer(raw, np.float32).reshape(height, width)[::-1]
+        tiles_img = atlas.reshape(rows, tile_h, cols, tile_w).transpose(0, 2, 1, 3)
+        return tiles_img.reshape(rows * cols, tile_h, tile_w)[:n]
+
+    def release(self) -> None:
+        if self._ctx is not None:
+            self._release_mesh()
+            self._ctx.release()
+            self._ctx = None

@@ -54,7 +54,9 @@ class RenderCompareSettings:
     """Crop resolution of the size and local stages."""
     keep: int = 6
     """Distinct rotations carried from the rotation stage into the size stage."""
-    sizes: tuple[float, ...] = (0.6, 0.75, 0.9, 1.0, 1.12, 1.3, 1.55)
+    sizes: tuple[float, ...] = (0.75, 0.9, 1.0, 1.12, 1.3)
+    size_icp: int = 2
+    """ICP rounds for every size hypothesis before it is scored."""
     local: int = 4
     """Hypotheses refined by ICP and the local search."""
     steps: int = 10
@@ -65,7 +67,11 @@ class RenderCompareSettings:
     """Share of the object's size, first -> last round."""
     size_step: tuple[float, float] = (0.08, 0.01)
     """Standard deviation of log size, first -> last round."""
-    icp_iterations: int = 12
+    icp_iterations: int = 8
+    coarse_icp: int = 3
+    """ICP rounds for every rotation hypothesis before it is scored (0: none)."""
+    icp_points: int = 96
+    """Rendered and observed points per candidate in each ICP round."""
     place_rounds: int = 3
     """Rounds of centring each candidate's rendered surface on the observed points."""
     max_faces: int = 3000
@@ -203,6 +209,7 @@ class RenderCompareRefiner:
     def __init__(self, settings: RenderCompareSettings | None = None, seed: int = 0, **kw):
         self.settings = settings or RenderCompareSettings(seed=seed, **kw)
         self._renderer = None
+        self.trace: list | None = None  # set to [] to keep each object's stages (diagnostics)
 
     # the Refiner protocol: poses in, poses out
     def refine(self, poses, meshes, points, observation=None, hypotheses=None) -> list:
@@ -341,60 +348,61 @@ class RenderCompareRefiner:
                 renders += int(moved.sum())
         return t, score_depths(z, s, crop, self.settings.score), renders
 
-    def _visible_icp(self, obj: _Object, renderer, R, t, s):
+    def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int):
         """Similarity ICP of each candidate's rendered visible surface with the observed
-        points: pairs both ways (rendered -> nearest observed, observed -> nearest rendered),
-        so the size is pulled in from both sides; rendered pixels hidden behind an observed
-        surface take no part. Returns (R, t, s, renders)."""
-        from scipy.spatial import cKDTree
-
-        from ..geometry.icp import umeyama
+        points, all candidates at once: pairs both ways (rendered -> nearest observed,
+        observed -> nearest rendered, equal weight), so the size is pulled from both sides;
+        rendered pixels hidden behind an observed surface take no part. Returns
+        (R, t, s, renders)."""
         from ..render.candidates import pose_matrices
 
-        st, crop = self.settings, obj.crop_fine
         R, t, s = R.copy(), t.copy(), s.copy()
-        tree_obs = cKDTree(obj.points)
+        rng = np.random.default_rng(self.settings.seed)
+        obs = obj.points[: self.settings.icp_points]
         v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
-        ray_x = (u - crop.K[0, 2]) / crop.K[0, 0]
-        ray_y = (v - crop.K[1, 2]) / crop.K[1, 1]
-        D = crop.depth
+        rays = np.stack(
+            [(u - crop.K[0, 2]) / crop.K[0, 0], (v - crop.K[1, 2]) / crop.K[1, 1], np.ones(u.shape)],
+            -1,
+        ).reshape(-1, 3)
+        D = crop.depth.reshape(-1)
+        own = crop.own.reshape(-1)
         renders = 0
-        for _ in range(st.icp_iterations):
+        for _ in range(iterations):
             z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
             renders += len(R)
-            for h in range(len(R)):
-                zh = z[h]
-                drawn = zh > 0
-                hidden = drawn & ~crop.own & (D > 0) & (zh > D - 0.02 - 0.05 * s[h])
-                use = drawn & ~hidden
-                if use.sum() < 8:
-                    continue
-                pts = np.stack([ray_x[use] * zh[use], ray_y[use] * zh[use], zh[use]], 1)
-                limit = 0.25 * s[h]
-                d1, i1 = tree_obs.query(pts, distance_upper_bound=limit)
-                d2, i2 = cKDTree(pts).query(obj.points, distance_upper_bound=limit)
-                k1, k2 = np.isfinite(d1), np.isfinite(d2)
-                if k1.sum() + k2.sum() < 8:
-                    continue
-                src = np.concatenate([pts[k1], pts[i2[k2]]])
-                dst = np.concatenate([obj.points[i1[k1]], obj.points[k2]])
-                # equal say for both directions whatever their point counts
-                w1 = np.full(k1.sum(), 0.5 / max(k1.sum(), 1))
-                w2 = np.full(k2.sum(), 0.5 / max(k2.sum(), 1))
-                weights = np.concatenate([w1, w2])
-                reps = np.maximum(1, np.rint(weights / weights.min()).astype(int))
-                reps = np.minimum(reps, 50)
-                try:
-                    M = umeyama(np.repeat(src, reps, 0), np.repeat(dst, reps, 0), with_scale=True)
-                except ValueError:
-                    continue
-                scale = float(np.cbrt(np.linalg.det(M[:3, :3])))
-                if not np.isfinite(scale) or not 0.5 < scale < 2.0:
-                    continue
-                rot = M[:3, :3] / scale
-                R[h] = rot @ R[h]
-                t[h] = M[:3, :3] @ t[h] + M[:3, 3]
-                s[h] = s[h] * scale
+            z = z.reshape(len(R), -1)
+            tolerance = 0.02 + 0.05 * s[:, None]
+            use = (z > 0) & ~(~own[None] & (D[None] > 0) & (z > D[None] - tolerance))
+            # up to icp_points rendered pixels per candidate, picked at random
+            keys = np.where(use, rng.random(use.shape), 2.0)
+            pick = np.argsort(keys, axis=1)[:, : self.settings.icp_points]
+            ok = np.take_along_axis(use, pick, 1)  # (N, P)
+            zp = np.take_along_axis(z, pick, 1)
+            pts = rays[pick] * zp[..., None]  # (N, P, 3)
+            dist = np.linalg.norm(pts[:, :, None, :] - obs[None, None], axis=-1)  # (N, P, O)
+            dist = np.where(ok[..., None], dist, np.inf)
+            limit = 0.25 * s[:, None]
+            j1 = dist.argmin(2)  # rendered -> observed
+            d1 = np.take_along_axis(dist, j1[..., None], 2)[..., 0]
+            i2 = dist.argmin(1)  # observed -> rendered
+            d2 = np.take_along_axis(dist, i2[:, None, :], 1)[:, 0]
+            w1 = (d1 < limit).astype(np.float64)
+            w2 = (d2 < limit).astype(np.float64)
+            enough = (w1.sum(1) + w2.sum(1)) >= 8
+            w1 *= 0.5 / np.maximum(w1.sum(1, keepdims=True), 1)
+            w2 *= 0.5 / np.maximum(w2.sum(1, keepdims=True), 1)
+            src = np.concatenate([pts, np.take_along_axis(pts, i2[..., None], 1)], 1)
+            dst = np.concatenate([obs[j1], np.broadcast_to(obs, (len(R), *obs.shape))], 1)
+            M = _weighted_similarity(src, dst, np.concatenate([w1, w2], 1))
+            scale = np.cbrt(np.clip(np.linalg.det(M[:, :3, :3]), 1e-12, None))
+            good = enough & np.isfinite(scale) & (scale > 0.5) & (scale < 2.0)
+            good &= np.isfinite(M).all((1, 2))
+            if not good.any():
+                break
+            rot = M[good, :3, :3] / scale[good, None, None]
+            R[good] = rot @ R[good]
+            t[good] = np.einsum("nij,nj->ni", M[good, :3, :3], t[good]) + M[good, :3, 3]
+            s[good] = s[good] * scale[good]
         return R, t, s, renders
 
     def _search(self, obj: _Object, pool: list[Pose], renderer, k: int) -> ObjectRefinement:
@@ -410,23 +418,33 @@ class RenderCompareRefiner:
         s = self._sizes(obj, R, s0)
         t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
         renders += n
+        if st.coarse_icp:
+            R, t, s, n = self._visible_icp(obj, renderer, obj.crop_coarse, R, t, s, st.coarse_icp)
+            renders += n
         t, sc, n = self._evaluate(renderer, obj.crop_coarse, R, t, s)
         renders += n
         order = np.argsort(sc["score"], kind="stable")
         top = _distinct(R, order, st.keep, st.distinct_deg)
         # 2. sizes for the best distinct rotations
-        R2 = np.repeat(R[top], len(st.sizes), axis=0)
-        s2 = (np.asarray(st.sizes)[None] * s[top][:, None]).reshape(-1)
-        t2, n = self._place(obj, renderer, obj.crop_fine, R2, s2)
-        renders += n
-        t2, sc2, n = self._evaluate(renderer, obj.crop_fine, R2, t2, s2)
+        factors = np.asarray(st.sizes)
+        R2 = np.repeat(R[top], len(factors), axis=0)
+        s2 = (factors[None] * s[top][:, None]).reshape(-1)
+        # scaled about the observed centre, so the visible surface stays where ICP put it
+        f = np.tile(factors, len(top))[:, None]
+        t2 = obj.centroid[None] + f * (np.repeat(t[top], len(factors), axis=0) - obj.centroid)
+        if st.size_icp:
+            R2, t2, s2, n = self._visible_icp(obj, renderer, obj.crop_fine, R2, t2, s2, st.size_icp)
+            renders += n
+        t2, sc2, n = self._evaluate(renderer, obj.crop_fine, R2, t2, s2, shift=not st.size_icp)
         renders += n
         order2 = np.argsort(sc2["score"], kind="stable")
         chosen = _distinct(R2, order2, st.local, st.distinct_deg)
         # 3. ICP with scale against the observed points, on the rendered visible surface
         cand_R, cand_t, cand_s = R2[chosen].copy(), t2[chosen].copy(), s2[chosen].copy()
         cand_score = sc2["score"][chosen].copy()
-        icp_R, icp_t, icp_s, n = self._visible_icp(obj, renderer, cand_R, cand_t, cand_s)
+        icp_R, icp_t, icp_s, n = self._visible_icp(
+            obj, renderer, obj.crop_fine, cand_R, cand_t, cand_s, st.icp_iterations
+        )
         renders += n
         icp_t, sc3, n = self._evaluate(renderer, obj.crop_fine, icp_R, icp_t, icp_s, shift=False)
         renders += n
@@ -489,6 +507,12 @@ class RenderCompareRefiner:
             alt.append({"pose": _orthonormal_pose(R2[i], t2[i], s2[i]), "score": float(sc2["score"][i])})
         alt.sort(key=lambda a: a["score"])
         conf = confidence(float(final["score"][best]), pose, alt, obj.samples)
+        if self.trace is not None:
+            self.trace.append(
+                {"rotations": R, "coarse": sc["score"], "size_R": R2, "size_s": s2,
+                 "size": sc2["score"], "chosen": chosen, "icp_score": sc3["score"],
+                 "final_R": cand_R, "final_s": cand_s, "final_t": cand_t, "final": final["score"]}
+            )  # fmt: skip
         return ObjectRefinement(
             pose,
             score=float(final["score"][best]),
@@ -499,6 +523,28 @@ class RenderCompareRefiner:
             hypotheses=n_hyp,
             renders=renders,
         )
+
+
+def _weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) weighted least-squares similarities taking src (N, P, 3) onto dst (N, P, 3)
+    (Umeyama's closed form with weights (N, P); a zero weight drops a pair)."""
+    total = np.maximum(w.sum(1), 1e-12)[:, None]
+    mu_s = np.einsum("np,npc->nc", w, src) / total
+    mu_d = np.einsum("np,npc->nc", w, dst) / total
+    xs, xd = src - mu_s[:, None], dst - mu_d[:, None]
+    cov = np.einsum("np,npi,npj->nij", w, xd, xs) / total[..., None]
+    U, S, Vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
+    E = np.ones((len(src), 3))
+    E[:, 2] = np.where(sign == 0, 1.0, sign)
+    R = U @ (E[:, :, None] * Vt)
+    var = np.einsum("np,npc->n", w, xs * xs) / total[:, 0]
+    c = (S * E).sum(1) / np.maximum(var, 1e-18)
+    M = np.zeros((len(src), 4, 4))
+    M[:, :3, :3] = c[:, None, None] * R
+    M[:, :3, 3] = mu_d - c[:, None] * np.einsum("nij,nj->ni", R, mu_s)
+    M[:, 3, 3] = 1.0
+    return M
 
 
 def _finite(pose: Pose) -> bool:

@@ -82,6 +82,11 @@ class RenderCompareSettings:
     score: ScoreSettings = field(default_factory=ScoreSettings)
     seed: int = 0
 
+    def __post_init__(self):
+        if isinstance(self.score, dict):
+            self.score = ScoreSettings(**self.score)
+        self.sizes = tuple(float(f) for f in self.sizes)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -346,7 +351,7 @@ class RenderCompareRefiner:
                     crop.K, pose_matrices(R[moved], t[moved], s[moved]), crop.tile_w, crop.tile_h
                 )
                 renders += int(moved.sum())
-        return t, score_depths(z, s, crop, self.settings.score), renders
+        return t, score_depths(z, s, crop, self.settings.score, self._prior), renders
 
     def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int):
         """Similarity ICP of each candidate's rendered visible surface with the observed
@@ -411,6 +416,7 @@ class RenderCompareRefiner:
         st = self.settings
         rng = np.random.default_rng(st.seed + 7919 * k)
         s0 = float(np.median([p.s for p in pool]))
+        self._prior = s0
         renders = 0
         # 1. rotations at the pool's size
         R = rotation_hypotheses(pool, st.turns, st.faces)
@@ -480,7 +486,7 @@ class RenderCompareRefiner:
                 obj.crop_fine.tile_w, obj.crop_fine.tile_h,
             )  # fmt: skip
             renders += len(new_R) + H
-            sc4 = score_depths(z, new_s, obj.crop_fine, st.score)["score"]
+            sc4 = score_depths(z, new_s, obj.crop_fine, st.score, self._prior)["score"]
             owner = np.concatenate([np.repeat(np.arange(H), P), np.arange(H)])
             for h in range(H):
                 mine = np.nonzero(owner == h)[0]
@@ -493,7 +499,7 @@ class RenderCompareRefiner:
             obj.crop_fine.K, pose_matrices(cand_R, cand_t, cand_s),
             obj.crop_fine.tile_w, obj.crop_fine.tile_h,
         )  # fmt: skip
-        final = score_depths(z, cand_s, obj.crop_fine, st.score)
+        final = score_depths(z, cand_s, obj.crop_fine, st.score, self._prior)
         renders += len(cand_R)
         best = int(np.argmin(final["score"]))
         pose = _orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])

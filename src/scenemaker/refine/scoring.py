@@ -98,10 +98,17 @@ class ScoreSettings:
     """Residual cap, as a share of the candidate's size (plus the depth noise)."""
     depth_noise: float = 0.0
     """Expected depth noise standard deviation at 1 m (metres; grows with z^2)."""
+    size_prior: float = 0.0
+    """Weight of |log(size / prior size)|: breaks ties the image leaves open (an object cut by
+    the image border or hidden behind others shows only a lower bound on its size)."""
 
 
 def score_depths(
-    rendered: np.ndarray, sizes: np.ndarray, crop: CropObservation, settings: ScoreSettings
+    rendered: np.ndarray,
+    sizes: np.ndarray,
+    crop: CropObservation,
+    settings: ScoreSettings,
+    prior_size: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores of (N, th, tw) rendered depths of candidates with sizes (N,):
     {"score", "iou", "residual", "violations", "hits"} arrays of length N."""
@@ -127,6 +134,8 @@ def score_depths(
     # rendered pixels of the mask without valid depth count as neither good nor bad
     residual = np.where(counted > 0, residual_sum / np.maximum(counted, 1), 1.0)
     score = (1.0 - iou) + settings.depth_weight * residual
+    if prior_size is not None and settings.size_prior > 0:
+        score = score + settings.size_prior * np.abs(np.log(sizes.reshape(-1) / prior_size))
     return {
         "score": score.astype(np.float64),
         "iou": iou.astype(np.float64),

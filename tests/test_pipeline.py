@@ -69,7 +69,7 @@ def test_outputs_and_scene_json(frame, oracle_run):
     fx, fy, cx, cy = (float(v) for v in frame["K"].split(","))
     np.testing.assert_allclose(K[[0, 1, 0, 1], [0, 1, 2, 2]], [fx, fy, cx, cy], rtol=1e-6)
     for obj in scene["objects"]:
-        assert obj["confidence"] is None
+        assert 0.0 <= obj["confidence"] <= 1.0  # render-and-compare refiner
         assert (out / obj["mask_file"]).is_file() and (out / obj["mesh_file"]).is_file()
         pose = obj["pose"]
         m = np.asarray(pose["matrix"])

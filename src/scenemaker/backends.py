@@ -74,6 +74,9 @@ SPECS: list[BackendSpec] = [
                 ("open3d",)),
     BackendSpec("pose", "initial", "scenemaker.backends:InitialPoseEstimator",
                 note="the generator's own placement (lift), box fit where it has none"),
+    BackendSpec("refiner", "render", "scenemaker.refine:RenderCompareRefiner",
+                note="the pose model's samples x headings x resting faces x sizes, rendered and "
+                     "compared with masks and depth, ICP with scale, local search; confidence"),
     BackendSpec("refiner", "fit", "scenemaker.refine:FitRefiner",
                 note="4 headings per object, ICP, best fit to the depth image"),
     BackendSpec("refiner", "icp", "scenemaker.refine:IcpRefiner"),
@@ -166,7 +169,7 @@ def build_backend(kind: str, config):
     if kind == "pose":
         if name == "dit":
             return cls(config.pose_weights, steps=config.pose_steps, guidance=config.guidance,
-                       seed=config.seed)  # fmt: skip
+                       seed=config.seed, samples=config.pose_samples)  # fmt: skip
         if name == "initial":
             return cls()
         return cls(seed=config.seed)
@@ -175,7 +178,7 @@ def build_backend(kind: str, config):
             from .refine import FitRefiner
 
             return cls(icp=FitRefiner(seed=config.seed))
-        if name in ("icp", "fit"):
+        if name in ("icp", "fit", "render"):
             return cls(seed=config.seed)
         return cls()
     raise ValueError(f"unknown backend kind {kind!r}")

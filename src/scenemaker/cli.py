@@ -40,6 +40,19 @@ def _add_generate(sub) -> None:
         default=None,
         help="radius (m) that all objects must fit in; default unbounded",
     )
+    p.add_argument(
+        "--any-face",
+        type=float,
+        default=0.0,
+        help="probability that an object rests on another face of its box (on its side, upside "
+        "down) instead of upright (default 0)",
+    )
+    p.add_argument(
+        "--stack",
+        type=float,
+        default=0.0,
+        help="probability that an object is put on top of another one (default 0)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(
         func=cmd_generate,
@@ -169,8 +182,9 @@ def cmd_eval_pose(args) -> int:
         guidance=args.guidance,
     )
     records = evaluate_scenes(
-        args.data, methods, max_scenes=args.max_scenes, perturb=make_perturbation(args.perturb)
-    )
+        args.data, methods, max_scenes=args.max_scenes, perturb=make_perturbation(args.perturb),
+        depth_noise=args.depth_noise,
+    )  # fmt: skip
     summary = summarize(records)
     atomic_write_json(args.out / "metrics.json", summary)
     print(format_table(summary))
@@ -208,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", nargs="+", required=True, type=Path, help="test scene folders")
     ev.add_argument(
         "--methods",
-        default="dit,dit_icp,box_fit,oracle",
-        help="comma-separated: dit, dit_icp, dit_fit, dit_box_fit, box_fit, box_fit_fit, registration, oracle",
+        default="default,dit,box_fit,oracle",
+        help="comma-separated: default (the chain `scenemaker run` uses: DiT samples + "
+        "render-and-compare), dit, dit_icp, dit_fit, dit_box_fit, box_fit, box_fit_fit, "
+        "registration, oracle",
     )
     ev.add_argument("--weights", type=Path, default=None, help="PoseDiT folder (default: shipped)")
     ev.add_argument(
@@ -230,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         choices=["none", "level1", "level2", "instance"],
         help="replace ground-truth meshes by perturbed ones (image-to-3D errors)",
+    )
+    ev.add_argument(
+        "--depth-noise",
+        type=int,
+        default=0,
+        choices=[0, 1, 2],
+        help="degrade the observed depth as estimators do: 1 = +-5%% scale, 0.002 z^2 m noise, "
+        "2%% holes on edges; 2 = +-15%%, 0.005 z^2, 6%%",
     )
     ev.add_argument("--out", type=Path, required=True, help="writes OUT/metrics.json")
     ev.set_defaults(func=cmd_eval_pose)
@@ -267,7 +291,8 @@ def cmd_generate(args) -> int:
         split=args.split,
         seed=args.seed,
         layout=LayoutConfig(
-            min_objects=args.min_objects, max_objects=args.max_objects, arena_radius=args.arena
+            min_objects=args.min_objects, max_objects=args.max_objects, arena_radius=args.arena,
+            any_face=args.any_face, stack=args.stack,
         ),
         views=ViewConfig(views=args.views, width=args.resolution, height=args.resolution),
     )

@@ -59,7 +59,9 @@ def add_run(sub) -> None:
     g.add_argument("--pose-weights", default=None, help="PoseDiT folder (default: shipped)")
     g.add_argument("--steps", type=int, default=None, help="pose sampling steps (default: shipped)")
     g.add_argument("--guidance", type=float, default=None)
-    g.add_argument("--refine", default="fit", help="fit | icp | overlap | none")
+    g.add_argument("--pose-samples", type=int, default=4,
+                   help="pose model samples per scene: the hypotheses the refine stage verifies")  # fmt: skip
+    g.add_argument("--refine", default="render", help="render | fit | icp | overlap | none")
     g = p.add_argument_group("export and compute")
     g.add_argument("--usd", action="store_true", help="also write scene.usda (usd-core)")
     g.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
@@ -103,6 +105,7 @@ def _config(args):
         generator=args.generator, generator_model=args.generator_model,
         external_command=args.external_command, external_timeout=args.external_timeout,
         pose=args.pose, pose_weights=args.pose_weights, pose_steps=args.steps,
+        pose_samples=args.pose_samples,
         guidance=args.guidance, refine=args.refine, usd=args.usd, device=args.device,
         dtype=args.dtype, cpu_offload=args.cpu_offload, max_side=args.max_side, seed=args.seed,
     )  # fmt: skip

@@ -14,8 +14,10 @@ Each stage writes its result under the output folder and can be read back, so
       perception/intrinsics.json  K (pixels), image size, where K came from
       deocclusion/object_XX_{input,visible,amodal,mask}.png, deocclusion/crops.json
       object3d/object_XX.glb      canonical mesh per object, object3d/objects.json
-      pose/poses.json             camera-frame (OpenCV) pose per object, or why it is missing
-      refine/poses.json
+      pose/poses.json             camera-frame (OpenCV) pose per object, or why it is missing, and
+                                  the pose model's whole hypothesis pool (``hypotheses``)
+      refine/poses.json           refined poses; per object its score, top alternatives and
+                                  confidence (render-and-compare refiner)
       scene.json, scene.glb       the scene (world = the camera's OpenGL axes: x right, y up,
                                   camera at the origin looking down -z)
       masks/object_XX.png         visible mask of each placed object (scene.json mask_file)
@@ -81,8 +83,11 @@ class PipelineConfig:
     pose_weights: str | None = None
     pose_steps: int | None = None
     guidance: float | None = None
-    refine: str = "fit"
-    """"fit" (4 headings per object, ICP, best fit to the depth image), "icp", "overlap"
+    pose_samples: int = 4
+    """Samples the pose model draws per scene (its hypotheses for the refine stage)."""
+    refine: str = "render"
+    """"render" (render-and-compare over the pose model's hypotheses, size included),
+    "fit" (4 headings per object, ICP, best fit to the depth image), "icp", "overlap"
     (fit, then overlapping objects pushed apart), "none"."""
     usd: bool = False
     device: str = "cpu"
@@ -240,19 +245,21 @@ class SceneMakerPipeline:
             lambda: self._object3d(amodal, masks, labels, points, K, out, extra, timer),
             lambda: self._load_object3d(out),
         )
-        poses, skipped = stage(
+        poses, skipped, hypotheses = stage(
             "pose",
             lambda: self._pose(rgb, depth, K, masks, meshes, out, timer),
             lambda: self._load_poses(out / "pose" / "poses.json"),
         )
-        poses = stage(
+        poses, confidences = stage(
             "refine",
-            lambda: self._refine(poses, meshes, points, skipped, (depth, K, masks), out),
-            lambda: self._load_poses(out / "refine" / "poses.json")[0],
+            lambda: self._refine(
+                poses, meshes, points, skipped, hypotheses, (depth, K, masks), out, timer
+            ),
+            lambda: self._load_refined(out / "refine" / "poses.json"),
         )
         stage(
             "export",
-            lambda: self._export(out, rgb, K, labels, scores, meshes, poses, skipped),
+            lambda: self._export(out, rgb, K, labels, scores, meshes, poses, skipped, confidences),
             lambda: None,
         )
         report = {
@@ -470,6 +477,7 @@ class SceneMakerPipeline:
         # objects without a mesh (their generator failed) are left out of pose estimation
         skipped = {k: "no mesh (see report notes)" for k, m in enumerate(meshes) if m is None}
         poses: list = [None] * len(masks)
+        hypotheses: list | None = None
         have = [k for k, m in enumerate(meshes) if m is not None]
         if have:
             observation = Observation(depth, K, [masks[k] for k in have], rgb)
@@ -481,37 +489,59 @@ class SceneMakerPipeline:
             for j, k in enumerate(have):
                 poses[k] = result.poses[j]
             skipped.update({have[j]: why for j, why in result.skipped.items()})
-        self._save_poses(out / "pose" / "poses.json", poses, skipped)
-        return poses, skipped
+            if result.hypotheses is not None:
+                hypotheses = [[] for _ in masks]
+                for j, k in enumerate(have):
+                    hypotheses[k] = list(result.hypotheses[j])
+        self._save_poses(out / "pose" / "poses.json", poses, skipped, hypotheses)
+        return poses, skipped, hypotheses
 
-    def _refine(self, poses, meshes, points, skipped, frame, out: Path):
+    def _refine(self, poses, meshes, points, skipped, hypotheses, frame, out: Path, timer):
         from .pose.estimator import Observation
 
         have = [k for k, m in enumerate(meshes) if m is not None]
         refined: list = [None] * len(poses)
+        confidences: list = [None] * len(poses)
+        records: list = [None] * len(poses)
         if have:
             depth, K, masks = frame
             observation = Observation(depth, K, [masks[k] for k in have])
-            subset = self.backend("refiner").refine(
-                [poses[k] for k in have], [meshes[k].mesh for k in have],
-                [points[k] for k in have], observation,
-            )  # fmt: skip
-            for j, k in enumerate(have):
-                refined[k] = subset[j]
-        self._save_poses(out / "refine" / "poses.json", refined, skipped)
-        return refined
+            refiner = self.backend("refiner")
+            sub_poses = [poses[k] for k in have]
+            sub_meshes = [meshes[k].mesh for k in have]
+            if hasattr(refiner, "refine_detailed"):
+                pool = None if hypotheses is None else [hypotheses[k] for k in have]
+                details = refiner.refine_detailed(sub_poses, sub_meshes, observation, pool)
+                for j, k in enumerate(have):
+                    refined[k] = details[j].pose
+                    confidences[k] = details[j].confidence
+                    records[k] = details[j].to_dict()
+                    if details[j].note:
+                        timer.notes.append(f"object {k}: refinement: {details[j].note}")
+            else:
+                subset = refiner.refine(
+                    sub_poses, sub_meshes, [points[k] for k in have], observation
+                )
+                for j, k in enumerate(have):
+                    refined[k] = subset[j]
+        self._save_poses(
+            out / "refine" / "poses.json", refined, skipped, None,
+            {"confidence": confidences, "objects": records},
+        )  # fmt: skip
+        return refined, confidences
 
     @staticmethod
-    def _save_poses(path: Path, poses, skipped) -> None:
-        atomic_write_json(
-            path,
-            {
-                "schema": "scenemaker.poses/1",
-                "frame": "OpenCV camera (x right, y down, z forward), metres",
-                "poses": [None if p is None else p.to_dict() for p in poses],
-                "skipped": {str(k): v for k, v in skipped.items()},
-            },
-        )
+    def _save_poses(path: Path, poses, skipped, hypotheses=None, extra=None) -> None:
+        d = {
+            "schema": "scenemaker.poses/2",
+            "frame": "OpenCV camera (x right, y down, z forward), metres",
+            "poses": [None if p is None else p.to_dict() for p in poses],
+            "skipped": {str(k): v for k, v in skipped.items()},
+        }
+        if hypotheses is not None:  # the pose model's whole pool, for --from-stage refine
+            d["hypotheses"] = [[p.to_dict() for p in pool] for pool in hypotheses]
+        d.update(extra or {})
+        atomic_write_json(path, d)
 
     @staticmethod
     def _load_poses(path: Path):
@@ -519,10 +549,21 @@ class SceneMakerPipeline:
             raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
         d = json.loads(path.read_text())
         poses = [None if p is None else Pose.from_dict(p) for p in d["poses"]]
-        return poses, {int(k): v for k, v in d["skipped"].items()}
+        hypotheses = d.get("hypotheses")
+        if hypotheses is not None:
+            hypotheses = [[Pose.from_dict(p) for p in pool] for pool in hypotheses]
+        return poses, {int(k): v for k, v in d["skipped"].items()}, hypotheses
 
-    def _export(self, out: Path, rgb, K, labels, scores, meshes, poses, skipped) -> None:
-        scene = build_scene(rgb.shape[1], rgb.shape[0], K, labels, meshes, poses, skipped)
+    @classmethod
+    def _load_refined(cls, path: Path):
+        poses, _, _ = cls._load_poses(path)
+        d = json.loads(path.read_text())
+        return poses, d.get("confidence") or [None] * len(poses)
+
+    def _export(self, out: Path, rgb, K, labels, scores, meshes, poses, skipped, confidences):
+        scene = build_scene(
+            rgb.shape[1], rgb.shape[0], K, labels, meshes, poses, skipped, confidences
+        )
         label_png = _read_png(out / "perception" / "masks.png")
         for obj in scene.objects:
             index = obj.instance_id - 2
@@ -551,7 +592,7 @@ def _occluders(masks: list, k: int, depth: np.ndarray) -> np.ndarray:
     return others & ((depth <= 0) | (depth < far))
 
 
-def build_scene(width, height, K, labels, meshes, poses, skipped=None) -> Scene:
+def build_scene(width, height, K, labels, meshes, poses, skipped=None, confidences=None) -> Scene:
     """Objects with a pose, in the world frame of pipeline outputs (the camera's OpenGL axes:
     x right, y up, z towards the viewer; camera at the origin), and that camera."""
     objects = []
@@ -563,6 +604,7 @@ def build_scene(width, height, K, labels, meshes, poses, skipped=None) -> Scene:
             ObjectInstance(
                 mesh=generated.mesh, label=label, pose=world, instance_id=k + 2,
                 source=generated.source,
+                confidence=None if confidences is None else confidences[k],
             )
         )  # fmt: skip
     w2c = np.eye(4)

@@ -19,6 +19,7 @@ from ..scene import Pose
 
 METRICS = (
     "iou_b",
+    "size_err_m",
     "cd_s",
     "f_score_s",
     "cd_o",
@@ -123,12 +124,28 @@ def build_methods(
             methods[name] = RegistrationEstimator(seed=seed)
         elif name == "oracle":
             methods[name] = OracleEstimator()
+        elif name == "default":
+            methods[name] = default_chain(weights, steps, seed, guidance)
         else:
             raise ValueError(
-                f"unknown method {name!r}; choose from dit, dit_icp, dit_fit, dit_box_fit, box_fit, "
-                "box_fit_fit, registration, oracle"
+                f"unknown method {name!r}; choose from default, dit, dit_icp, dit_fit, "
+                "dit_box_fit, box_fit, box_fit_fit, registration, oracle"
             )
     return methods
+
+
+def default_chain(weights=None, steps=None, seed: int = 0, guidance=None, **config):
+    """The pose + refine chain ``scenemaker run`` uses, built the same way from a
+    :class:`~scenemaker.pipeline.PipelineConfig` (``config`` overrides its fields)."""
+    from ..backends import build_backend
+    from ..pipeline import PipelineConfig
+    from ..refine.chain import ProposeVerifyEstimator
+
+    cfg = PipelineConfig(
+        pose_weights=None if weights is None else str(weights), pose_steps=steps,
+        guidance=guidance, seed=seed, **config,
+    )  # fmt: skip
+    return ProposeVerifyEstimator(build_backend("pose", cfg), build_backend("refiner", cfg))
 
 
 def evaluate_scenes(
@@ -139,10 +156,13 @@ def evaluate_scenes(
     samples_per_object: int = 4096,
     perturb=None,
     progress: bool = True,
+    depth_noise: int = 0,
 ) -> list[SceneRecord]:
     """Run every method on one view of each scene; ``perturb(mesh, rng, obj) -> (mesh, T)`` may
     replace each canonical mesh by a perturbed, re-canonicalised copy (T maps the original
-    canonical frame into the new one; the ground truth follows)."""
+    canonical frame into the new one; the ground truth follows). ``depth_noise`` (0, 1, 2)
+    degrades the observed depth (:mod:`scenemaker.eval.depth_noise`); the ground truth stays
+    metric, so a depth scale error shows in the absolute size error ``size_err_m``."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -176,7 +196,12 @@ def evaluate_scenes(
             meshes.append(mesh)
             gt.append(camera_frame_pose(pose, w2c))
         masks = [view.instance == o.instance_id for o in objects]
-        observation = Observation(view.depth, view.camera.K, masks)
+        depth = view.depth
+        if depth_noise:
+            from .depth_noise import degrade_depth
+
+            depth = degrade_depth(depth, depth_noise, np.random.default_rng(10_000 + k))
+        observation = Observation(depth, view.camera.K, masks)
         canon = [sample_surface(m, samples_per_object, seed=j)[0] for j, m in enumerate(meshes)]
         # every method is scored on the same objects: those with enough observed points
         # (the oracle would otherwise also score objects hidden in this view)
@@ -193,6 +218,7 @@ def evaluate_scenes(
                 warnings.simplefilter("ignore")
                 result = method.estimate(observation, meshes)
             seconds = time.perf_counter() - start
+            details = getattr(method, "last_details", None) or []
             keep = [j for j in evaluable if result.poses[j] is not None]
             failed = len(evaluable) - len(keep)
             if len(keep) == 0:
@@ -221,6 +247,8 @@ def evaluate_scenes(
                         "add_s": add_s(canon[j][:1024], (p.R, p.t, p.s), (g.R, g.t, g.s)),
                         "trans_err": float(np.linalg.norm(p.t - g.t) / diagonal),
                         "size_err": float(abs(p.s / g.s - 1.0)),
+                        "size_err_m": float(abs(p.s - g.s)),
+                        "confidence": details[j].confidence if j < len(details) else None,
                         "visible_fraction": float(
                             stats[objects[j].instance_id]["visible_fraction"]
                         ),
@@ -250,8 +278,8 @@ def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
         for r in rs:
             for m in ("iou_b", "cd_s", "f_score_s", "cd_o", "f_score_o"):
                 per_scene[m].append(r.scene_metrics[m])
-            for m in ("rot_err_deg", "add_s", "trans_err", "size_err"):
-                per_scene[m].append(np.mean([o[m] for o in r.objects]))
+            for m in ("rot_err_deg", "add_s", "trans_err", "size_err", "size_err_m"):
+                per_scene[m].append(np.mean([o.get(m, np.nan) for o in r.objects]))
             per_scene["seconds_per_scene"].append(r.seconds)
         summary = {"scenes": len(rs), "failed_objects": sum(r.failed for r in all_rs)}
         for m, values in per_scene.items():
@@ -259,6 +287,7 @@ def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
             summary[m] = float(arr.mean())
             summary[f"{m}_ci95"] = _bootstrap(arr, rng)
         objects = [o for r in rs for o in r.objects]
+        summary.update(confidence_ranking(objects))
         summary["by_occlusion"] = {}
         for name, (lo, hi) in OCCLUSION_BINS.items():
             sel = [o for o in objects if lo <= o["visible_fraction"] < hi]
@@ -281,9 +310,31 @@ def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
     return out
 
 
+def confidence_ranking(objects: list[dict], threshold: float = 0.1) -> dict:
+    """How well per-object confidences rank errors: AUROC of (1 - confidence) for detecting
+    objects with ADD-S > ``threshold``, and the Spearman correlation of confidence with ADD-S
+    (negative is good). Empty when the method gives no confidences."""
+    pairs = [(o["confidence"], o["add_s"]) for o in objects if o.get("confidence") is not None]
+    if len(pairs) < 3:
+        return {}
+    from scipy.stats import mannwhitneyu, spearmanr
+
+    conf, err = np.array(pairs, dtype=np.float64).T
+    bad = err > threshold
+    out = {"confidence_objects": len(pairs), "confidence_bad_objects": int(bad.sum())}
+    if bad.any() and (~bad).any():
+        # AUROC = P(a bad object gets a lower confidence than a good one), ties count half
+        u = mannwhitneyu(conf[~bad], conf[bad], alternative="two-sided").statistic
+        out["confidence_auroc"] = float(u / (bad.sum() * (~bad).sum()))
+    rho = spearmanr(conf, err).statistic
+    out["confidence_spearman"] = float(rho) if np.isfinite(rho) else None
+    return out
+
+
 def format_table(summary: dict) -> str:
     cols = (
         "iou_b",
+        "size_err_m",
         "cd_s",
         "f_score_s",
         "cd_o",

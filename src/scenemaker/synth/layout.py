@@ -1,10 +1,12 @@
 """Layout sampler: objects on a ground plane (y = 0) with random yaw and non-intersecting boxes.
 
-Each object stands on the floor (its box bottom at y = 0) and turns about +y. Because every
-box spans y from 0 upwards, two boxes intersect exactly when their footprints (oriented
-rectangles in the xz plane) do, which the separating-axis test checks with a clearance.
-Objects are placed one by one next to an already placed one, so scenes are compact and views
-from low elevations show objects hiding each other.
+By default each object stands upright on the floor (its box bottom at y = 0) and turns about
++y. With ``any_face`` an object may rest on any of the six faces of its box (lying on its side
+or upside down), and with ``stack`` it may rest on top of an object placed before it. Every
+box keeps one axis vertical, so two boxes intersect exactly when their footprints (oriented
+rectangles in the xz plane, separating-axis test with a clearance) and their height intervals
+both overlap. Objects are placed one by one next to (or on) an already placed one, so scenes
+are compact and views from low elevations show objects hiding each other.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ class LayoutConfig:
     (0: objects placed as close as the clearance allows)."""
     max_tries: int = 300
     """Placement attempts per object before the layout is declared impossible."""
+    any_face: float = 0.0
+    """Probability that an object rests on one of the five other faces of its box (on its
+    side, upside down) instead of standing upright."""
+    stack: float = 0.0
+    """Probability that an object (after the first) is put on top of a placed object whose
+    top is large enough, instead of on the floor."""
 
     def validate(self) -> None:
         if self.min_objects < 1 or self.max_objects < self.min_objects:
@@ -47,6 +55,22 @@ class LayoutConfig:
             raise LayoutError(f"at most 253 objects per scene (uint8 ids), got {self.max_objects}")
         if self.arena_radius is not None and self.arena_radius <= 0:
             raise LayoutError(f"arena_radius must be positive, got {self.arena_radius}")
+        for name in ("any_face", "stack"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise LayoutError(f"{name} must be a probability in [0, 1], got {value}")
+
+
+# rotations laying a canonical box on each face: the chosen axis direction points down
+# (+y first: upright)
+RESTING_FACES = (
+    np.eye(3),
+    np.diag([1.0, -1.0, -1.0]),  # upside down
+    np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),  # on a side (x up)
+    np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+    np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),  # on its back / front
+    np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),
+)
 
 
 @dataclass
@@ -55,10 +79,20 @@ class Footprint:
     radius: float  # circumradius of the rectangle
 
 
-def object_pose(extents: np.ndarray, size: float, yaw: float, center_xz) -> Pose:
-    """Pose standing a canonical mesh with box ``extents`` (each <= 2) on the floor."""
-    t = np.array([center_xz[0], size / 2.0 * extents[1] / 2.0, center_xz[1]])
-    return Pose(yaw_matrix(yaw), t, size)
+def object_pose(
+    extents: np.ndarray, size: float, yaw: float, center_xz, face: int = 0, base: float = 0.0
+) -> Pose:
+    """Pose resting a canonical mesh with box ``extents`` (each <= 2) on face ``face`` of its
+    box (0: upright; see RESTING_FACES), turned by ``yaw``, its bottom at height ``base``."""
+    rotation = yaw_matrix(yaw) @ RESTING_FACES[face]
+    height = _placed_extents(extents, face)[1]
+    t = np.array([center_xz[0], base + size / 2.0 * height / 2.0, center_xz[1]])
+    return Pose(rotation, t, size)
+
+
+def _placed_extents(extents: np.ndarray, face: int) -> np.ndarray:
+    """Box extents along the (pre-yaw) x, y, z axes once laid on ``face``."""
+    return np.abs(RESTING_FACES[face]) @ np.asarray(extents, dtype=np.float64)
 
 
 def footprint(extents: np.ndarray, size: float, yaw: float, center_xz) -> Footprint:
@@ -90,12 +124,29 @@ def sample_layout(
     poses: list[Pose] = []
     prints: list[Footprint] = []
     centers: list[np.ndarray] = []
+    heights: list[tuple[float, float]] = []  # (bottom, top) of each placed box
+    supports: list[bool] = []  # already carries an object on top
     for k in range(n):
+        face = 0
+        if config.any_face > 0 and rng.random() < config.any_face:
+            face = int(rng.integers(1, len(RESTING_FACES)))
+        placed_ext = _placed_extents(extents[k], face)
+        tall = sizes[k] / 2.0 * placed_ext[1]
         for _ in range(config.max_tries):
             yaw = float(rng.uniform(0.0, 2.0 * np.pi))
-            probe = footprint(extents[k], sizes[k], yaw, (0.0, 0.0))
+            probe = footprint(placed_ext, sizes[k], yaw, (0.0, 0.0))
+            base = 0.0
+            stacked_on = None
+            if k > 0 and config.stack > 0 and rng.random() < config.stack:
+                stacked_on = _stack_target(prints, supports, probe, rng)
             if k == 0:
                 center = np.zeros(2)
+            elif stacked_on is not None:
+                # on top of a placed object, its footprint inside the support's
+                slack = max(prints[stacked_on].radius - probe.radius, 0.0)
+                offset = rng.uniform(-0.5, 0.5, 2) * slack
+                center = centers[stacked_on] + offset
+                base = heights[stacked_on][1] + config.clearance / 2
             else:
                 # slide the newcomer along a random direction until it just clears a random
                 # placed object, then add a random gap: compact scenes, hence occlusion
@@ -106,25 +157,34 @@ def sample_layout(
                     prints[anchor],
                     centers[anchor],
                     direction,
-                    extents[k],
+                    placed_ext,
                     sizes[k],
                     yaw,
                     config.clearance,
                 )
                 gap = rng.uniform(0.0, config.spread) * probe.radius
                 center = centers[anchor] + (touch + gap) * direction
-            fp = footprint(extents[k], sizes[k], yaw, center)
+            fp = footprint(placed_ext, sizes[k], yaw, center)
             if config.arena_radius is not None and (
                 np.linalg.norm(fp.corners, axis=1).max() > config.arena_radius
             ):
                 continue
+            span = (base, base + tall)
             if any(
-                convex_polygons_overlap(fp.corners, o.corners, config.clearance) for o in prints
+                _spans_overlap(span, heights[j])
+                and convex_polygons_overlap(fp.corners, o.corners, config.clearance)
+                for j, o in enumerate(prints)
             ):
                 continue
-            poses.append(object_pose(extents[k], sizes[k], yaw, center))
+            if stacked_on is not None and not _inside(fp, prints[stacked_on]):
+                continue
+            poses.append(object_pose(extents[k], sizes[k], yaw, center, face, base))
             prints.append(fp)
             centers.append(center)
+            heights.append(span)
+            supports.append(False)
+            if stacked_on is not None:
+                supports[stacked_on] = True
             break
         else:
             raise LayoutError(
@@ -132,6 +192,35 @@ def sample_layout(
                 "tries; use fewer objects or a larger arena"
             )
     return poses
+
+
+def _spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] - 1e-9 and b[0] < a[1] - 1e-9
+
+
+def _stack_target(prints, supports, probe: Footprint, rng) -> int | None:
+    """A placed object free on top whose footprint can hold ``probe``, or None."""
+    fits = [j for j, fp in enumerate(prints) if not supports[j] and fp.radius >= probe.radius]
+    return int(rng.choice(fits)) if fits else None
+
+
+def _inside(fp: Footprint, support: Footprint) -> bool:
+    """The centre of ``fp`` lies within the support's rectangle (the newcomer does not tip)."""
+    centre = fp.corners.mean(0)
+    corners = support.corners
+    for i in range(4):
+        edge = corners[(i + 1) % 4] - corners[i]
+        rel = centre - corners[i]
+        if edge[0] * rel[1] - edge[1] * rel[0] < -1e-9:
+            break
+    else:
+        return True
+    for i in range(4):  # the other winding
+        edge = corners[(i + 1) % 4] - corners[i]
+        rel = centre - corners[i]
+        if edge[0] * rel[1] - edge[1] * rel[0] > 1e-9:
+            return False
+    return True
 
 
 def _contact_distance(anchor: Footprint, anchor_center, direction, extents, size, yaw, clearance):
@@ -150,13 +239,25 @@ def _contact_distance(anchor: Footprint, anchor_center, direction, extents, size
 
 
 def boxes_intersect(extents: list[np.ndarray], poses: list[Pose]) -> bool:
-    """True if any two placed, floor-standing, yaw-only boxes intersect (touching is not)."""
-    prints = []
+    """True if any two placed boxes (each with one axis vertical: upright, on a side or
+    upside down, turned about +y) intersect (touching is not)."""
+    prints, spans = [], []
     for e, p in zip(extents, poses, strict=True):
-        yaw = float(np.arctan2(p.R[0, 2], p.R[0, 0]))
-        prints.append(footprint(e, p.s, yaw, (p.t[0], p.t[2])))
+        half = p.s / 2.0 * np.asarray(e, dtype=np.float64) / 2.0
+        up = int(np.argmax(np.abs(p.R[1])))  # the box axis that points up or down
+        horizontal = [i for i in range(3) if i != up]
+        axis = p.R[:, horizontal[0]]
+        yaw = float(np.arctan2(-axis[2], axis[0]))
+        prints.append(
+            Footprint(
+                rectangle_corners((p.t[0], p.t[2]), (half[horizontal[0]], half[horizontal[1]]), yaw),
+                float(np.hypot(half[horizontal[0]], half[horizontal[1]])),
+            )
+        )
+        spans.append((p.t[1] - half[up], p.t[1] + half[up]))
     return any(
-        convex_polygons_overlap(prints[i].corners, prints[j].corners, -1e-9)
+        _spans_overlap(spans[i], spans[j])
+        and convex_polygons_overlap(prints[i].corners, prints[j].corners, -1e-9)
         for i in range(len(prints))
         for j in range(i + 1, len(prints))
     )

@@ -70,6 +70,10 @@ class RenderCompareSettings:
     icp_iterations: int = 8
     coarse_icp: int = 3
     """ICP rounds for every rotation hypothesis before it is scored (0: none)."""
+    contact_samples: int = 128
+    """Surface samples per candidate for the support-plane terms."""
+    support_plane: bool = True
+    """Estimate the floor / table plane from the depth image's background and use it."""
     icp_points: int = 96
     """Rendered and observed points per candidate in each ICP round."""
     place_rounds: int = 3
@@ -233,6 +237,17 @@ class RenderCompareRefiner:
             )
         st = self.settings
         depth = np.where(np.isfinite(observation.depth), observation.depth, 0.0)
+        all_points = [
+            observed_points(depth, observation.K, m, 256, seed=st.seed) if m.any() else None
+            for m in observation.masks
+        ]
+        self._plane = None
+        if st.support_plane:
+            from .support import estimate_support_plane
+
+            self._plane = estimate_support_plane(
+                depth, observation.K, observation.masks, seed=st.seed
+            )
         results = []
         for k, mesh in enumerate(meshes):
             pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
@@ -249,13 +264,17 @@ class RenderCompareRefiner:
                 results.append(ObjectRefinement(fallback, note=problem))
                 continue
             mask = observation.masks[k]
-            pts = observed_points(depth, observation.K, mask, 256, seed=st.seed) if mask.any() else None
+            pts = all_points[k]
             if pts is None or len(pts) < st.min_points:
                 n = 0 if pts is None else len(pts)
                 results.append(
                     ObjectRefinement(fallback, note=f"only {n} observed points: pose kept")
                 )
                 continue
+            others = [p for j, p in enumerate(all_points) if j != k and p is not None and len(p)]
+            from scipy.spatial import cKDTree
+
+            self._others = cKDTree(np.concatenate(others)) if others else None
             other = np.zeros_like(mask)
             for j, m in enumerate(observation.masks):
                 if j != k:
@@ -269,6 +288,7 @@ class RenderCompareRefiner:
             renderer = self._get_renderer()
             renderer.set_mesh(vertices, faces, key=None)
             obj = _Object(mesh, pts, coarse, fine, samples, normals)
+            self._obj = obj
             try:
                 results.append(self._search(obj, pool, renderer, k))
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
@@ -333,6 +353,21 @@ class RenderCompareRefiner:
                 break
         return t, renders
 
+    def _score(self, z, R, t, s, crop) -> dict:
+        """Render-and-compare score plus, where a support plane was found, penetration below
+        it and the gap under the candidate's lowest part."""
+        out = score_depths(z, s, crop, self.settings.score, self._prior)
+        st = self.settings.score
+        if self._plane is not None and (st.penetration_weight > 0 or st.gap_weight > 0):
+            from .support import contact_terms
+
+            samples = self._obj.samples[: self.settings.contact_samples]
+            posed = np.einsum("nij,mj->nmi", R, samples) * (s[:, None, None] / 2) + t[:, None]
+            pen, gap = contact_terms(posed, s, self._plane, self._others)
+            out["penetration"], out["gap"] = pen, gap
+            out["score"] = out["score"] + st.penetration_weight * pen + st.gap_weight * gap
+        return out
+
     def _evaluate(self, renderer, crop: CropObservation, R, t, s, shift: bool = True):
         """Render; optionally move each candidate along its ray onto the observed depth and
         render again. Returns (t, scores dict, renders)."""
@@ -351,7 +386,7 @@ class RenderCompareRefiner:
                     crop.K, pose_matrices(R[moved], t[moved], s[moved]), crop.tile_w, crop.tile_h
                 )
                 renders += int(moved.sum())
-        return t, score_depths(z, s, crop, self.settings.score, self._prior), renders
+        return t, self._score(z, R, t, s, crop), renders
 
     def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int):
         """Similarity ICP of each candidate's rendered visible surface with the observed
@@ -486,7 +521,7 @@ class RenderCompareRefiner:
                 obj.crop_fine.tile_w, obj.crop_fine.tile_h,
             )  # fmt: skip
             renders += len(new_R) + H
-            sc4 = score_depths(z, new_s, obj.crop_fine, st.score, self._prior)["score"]
+            sc4 = self._score(z, new_R, new_t, new_s, obj.crop_fine)["score"]
             owner = np.concatenate([np.repeat(np.arange(H), P), np.arange(H)])
             for h in range(H):
                 mine = np.nonzero(owner == h)[0]
@@ -499,7 +534,7 @@ class RenderCompareRefiner:
             obj.crop_fine.K, pose_matrices(cand_R, cand_t, cand_s),
             obj.crop_fine.tile_w, obj.crop_fine.tile_h,
         )  # fmt: skip
-        final = score_depths(z, cand_s, obj.crop_fine, st.score, self._prior)
+        final = self._score(z, cand_R, cand_t, cand_s, obj.crop_fine)
         renders += len(cand_R)
         best = int(np.argmin(final["score"]))
         pose = _orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])

@@ -98,6 +98,11 @@ class ScoreSettings:
     """Residual cap, as a share of the candidate's size (plus the depth noise)."""
     depth_noise: float = 0.0
     """Expected depth noise standard deviation at 1 m (metres; grows with z^2)."""
+    penetration_weight: float = 2.0
+    """Weight of how deep the candidate goes below the support plane (share of its size)."""
+    gap_weight: float = 0.5
+    """Weight of the gap between the candidate's lowest part and the support plane or another
+    object's observed surface (share of its size): objects rest on something."""
     size_prior: float = 0.0
     """Weight of |log(size / prior size)|: breaks ties the image leaves open (an object cut by
     the image border or hidden behind others shows only a lower bound on its size)."""

@@ -70,11 +70,15 @@ class RenderCompareSettings:
     icp_iterations: int = 8
     coarse_icp: int = 3
     """ICP rounds for every rotation hypothesis before it is scored (0: none)."""
+    plane_up: str = "both"
+    """Where a support plane was found, tilt each pool pose so its up axis is the plane's
+    normal: "only" (tilted poses replace the pool's), "both", or "none"."""
     contact_samples: int = 128
     """Surface samples per candidate for the support-plane terms."""
     support_plane: bool = True
     """Estimate the floor / table plane from the depth image's background and use it."""
     icp_points: int = 96
+    coarse_icp_points: int = 48
     """Rendered and observed points per candidate in each ICP round."""
     place_rounds: int = 3
     """Rounds of centring each candidate's rendered surface on the observed points."""
@@ -139,21 +143,29 @@ def _yaw(angles: np.ndarray) -> np.ndarray:
     return out
 
 
+def _quaternions(rotations: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(rotations).as_quat()
+
+
 def _distinct(rotations: np.ndarray, order: np.ndarray, count: int, min_deg: float) -> list:
     """Indices (in ``order``) of up to ``count`` rotations at least ``min_deg`` apart."""
+    order = np.asarray(order)
+    if len(order) == 0:
+        return []
+    q = _quaternions(rotations[order])
+    # two rotations are within min_deg when |q1 . q2| > cos(min_deg / 2)
+    close = np.abs(q @ q.T) > np.cos(np.radians(min_deg) / 2)
+    suppressed = np.zeros(len(order), dtype=bool)
     chosen: list[int] = []
-    cos_min = np.cos(np.radians(min_deg))
-    for i in order:
-        ok = True
-        for j in chosen:
-            c = (np.trace(rotations[i].T @ rotations[j]) - 1.0) / 2.0
-            if c > cos_min:
-                ok = False
-                break
-        if ok:
-            chosen.append(int(i))
-            if len(chosen) == count:
-                break
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        chosen.append(int(order[i]))
+        if len(chosen) == count:
+            break
+        suppressed |= close[i]
     return chosen
 
 
@@ -388,7 +400,7 @@ class RenderCompareRefiner:
                 renders += int(moved.sum())
         return t, self._score(z, R, t, s, crop), renders
 
-    def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int):
+    def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int, points=None):
         """Similarity ICP of each candidate's rendered visible surface with the observed
         points, all candidates at once: pairs both ways (rendered -> nearest observed,
         observed -> nearest rendered, equal weight), so the size is pulled from both sides;
@@ -398,7 +410,8 @@ class RenderCompareRefiner:
 
         R, t, s = R.copy(), t.copy(), s.copy()
         rng = np.random.default_rng(self.settings.seed)
-        obs = obj.points[: self.settings.icp_points]
+        points = points or self.settings.icp_points
+        obs = obj.points[:points]
         v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
         rays = np.stack(
             [(u - crop.K[0, 2]) / crop.K[0, 0], (v - crop.K[1, 2]) / crop.K[1, 1], np.ones(u.shape)],
@@ -415,11 +428,17 @@ class RenderCompareRefiner:
             use = (z > 0) & ~(~own[None] & (D[None] > 0) & (z > D[None] - tolerance))
             # up to icp_points rendered pixels per candidate, picked at random
             keys = np.where(use, rng.random(use.shape), 2.0)
-            pick = np.argsort(keys, axis=1)[:, : self.settings.icp_points]
+            count = min(points, keys.shape[1])
+            pick = np.argpartition(keys, count - 1, axis=1)[:, :count]
             ok = np.take_along_axis(use, pick, 1)  # (N, P)
             zp = np.take_along_axis(z, pick, 1)
             pts = rays[pick] * zp[..., None]  # (N, P, 3)
-            dist = np.linalg.norm(pts[:, :, None, :] - obs[None, None], axis=-1)  # (N, P, O)
+            sq = (
+                np.einsum("npc,npc->np", pts, pts)[..., None]
+                + np.einsum("oc,oc->o", obs, obs)[None, None]
+                - 2.0 * pts @ obs.T
+            )  # (N, P, O) squared distances
+            dist = np.sqrt(np.maximum(sq, 0.0))
             dist = np.where(ok[..., None], dist, np.inf)
             limit = 0.25 * s[:, None]
             j1 = dist.argmin(2)  # rendered -> observed
@@ -454,13 +473,20 @@ class RenderCompareRefiner:
         self._prior = s0
         renders = 0
         # 1. rotations at the pool's size
-        R = rotation_hypotheses(pool, st.turns, st.faces)
+        starts = list(pool)
+        if self._plane is not None and st.plane_up != "none":
+            # the same poses tilted so that their up axis is the support plane's normal
+            aligned = [Pose(_align_up(p.R, self._plane.normal), p.t, p.s) for p in pool]
+            starts = aligned if st.plane_up == "only" else starts + aligned
+        R = rotation_hypotheses(starts, st.turns, st.faces)
         n_hyp = len(R)
         s = self._sizes(obj, R, s0)
         t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
         renders += n
         if st.coarse_icp:
-            R, t, s, n = self._visible_icp(obj, renderer, obj.crop_coarse, R, t, s, st.coarse_icp)
+            R, t, s, n = self._visible_icp(
+                obj, renderer, obj.crop_coarse, R, t, s, st.coarse_icp, st.coarse_icp_points
+            )
             renders += n
         t, sc, n = self._evaluate(renderer, obj.crop_coarse, R, t, s)
         renders += n
@@ -586,6 +612,19 @@ def _weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.
     M[:, :3, 3] = mu_d - c[:, None] * np.einsum("nij,nj->ni", R, mu_s)
     M[:, 3, 3] = 1.0
     return M
+
+
+def _align_up(R: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """``R`` turned by the smallest rotation that takes the box axis nearest to the plane
+    normal (any of the six) onto the normal."""
+    axes = R.T @ normal  # the normal in canonical coordinates
+    i = int(np.argmax(np.abs(axes)))
+    current = R[:, i] * np.sign(axes[i])
+    axis = np.cross(current, normal)
+    sin, cos = np.linalg.norm(axis), float(np.clip(current @ normal, -1.0, 1.0))
+    if sin < 1e-9:
+        return R.copy()
+    return _rotvec_matrices((axis / sin * np.arctan2(sin, cos))[None])[0] @ R
 
 
 def _finite(pose: Pose) -> bool:

@@ -90,3 +90,46 @@ def test_impossible_arena_is_a_clear_error(rng):
         sample_layout(extents, [1.0] * 20, rng, LayoutConfig(arena_radius=1.0))
     with pytest.raises(LayoutError, match="min_objects"):
         LayoutConfig(min_objects=4, max_objects=2).validate()
+
+
+def test_any_face_and_stacked_layouts_rest_without_intersecting():
+    """Objects on any face of their box and stacked on others: boxes never intersect, every
+    object rests on the floor or on the top of another, and both options really happen."""
+    import trimesh
+
+    config = LayoutConfig(min_objects=5, max_objects=5, any_face=0.7, stack=0.6)
+    faces_seen, stacked = set(), 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        extents = [rng.uniform(0.4, 2.0, 3) for _ in range(5)]
+        for e in extents:
+            e[rng.integers(3)] = 2.0
+        sizes = list(rng.uniform(0.3, 1.2, 5))
+        poses = sample_layout(extents, sizes, rng, config)
+        assert not boxes_intersect(extents, poses)
+        boxes = []
+        for e, p in zip(extents, poses, strict=True):
+            box = trimesh.creation.box(e * p.s / 2)
+            box.apply_transform(np.vstack([np.hstack([p.R, p.t[:, None]]), [0, 0, 0, 1]]))
+            boxes.append(box.bounds)
+            faces_seen.add(tuple(np.round(np.abs(p.R[1]), 3)))
+        for k, (lo, hi) in enumerate(boxes):
+            if lo[1] < 1e-6:
+                assert lo[1] > -1e-6  # on the floor, not in it
+                continue
+            # on top of another box: its bottom at that box's top, their footprints overlap
+            below = [
+                j for j, (lo2, hi2) in enumerate(boxes)
+                if j != k and abs(hi2[1] - lo[1]) < 0.02
+                and (lo[[0, 2]] < hi2[[0, 2]]).all() and (lo2[[0, 2]] < hi[[0, 2]]).all()
+            ]  # fmt: skip
+            assert below, f"seed {seed}: object {k} floats at {lo[1]:.3f} m"
+            stacked += 1
+    assert stacked >= 10
+    assert {(0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)} <= faces_seen
+
+
+def test_layout_probabilities_are_checked():
+    for bad in (dict(any_face=-0.1), dict(stack=1.5)):
+        with pytest.raises(LayoutError, match="probability"):
+            LayoutConfig(**bad).validate()

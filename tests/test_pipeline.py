@@ -356,3 +356,46 @@ def test_doctor_lists_every_backend():
     assert not hunyuan["imports"] and "hy3dgen" in hunyuan["missing"]
     assert all(r["licence"] for r in report["backends"])
     assert report["device"]
+
+
+def test_run_and_eval_default_give_the_same_poses(frame, oracle_run):
+    """`scenemaker eval pose --methods default` runs exactly the pose + refine chain of
+    `scenemaker run`: on the same frame and meshes both give the same poses."""
+    import trimesh
+
+    from scenemaker.eval.pose_benchmark import default_chain
+    from scenemaker.pipeline import SceneMakerPipeline as Pipeline
+    from scenemaker.pose.estimator import Observation
+
+    out, _ = oracle_run
+    pipeline = Pipeline(_config(frame, generator="oracle"), progress=False)
+    masks, _, _, depth, K = pipeline._load_perception(out)
+    meshes = [
+        trimesh.load(out / "object3d" / f"object_{k:02d}.glb", force="mesh", process=False)
+        for k in range(len(masks))
+    ]
+    pipeline.run(frame["image"], out, from_stage="pose")  # meshes re-read from those files
+    run_poses = json.loads((out / "refine" / "poses.json").read_text())["poses"]
+    rgb = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(out / "input" / "image.png"))
+    chain = default_chain()
+    result = chain.estimate(Observation(depth, K, masks, rgb[..., :3]), meshes)
+    for mine, theirs in zip(result.poses, run_poses, strict=True):
+        np.testing.assert_allclose(mine.R, theirs["R"], atol=1e-9)
+        np.testing.assert_allclose(mine.t, theirs["t"], atol=1e-9)
+        assert abs(mine.s - theirs["s"]) < 1e-9
+    saved = json.loads((out / "refine" / "poses.json").read_text())
+    assert [d["confidence"] for d in saved["objects"]] == saved["confidence"]
+    assert all(len(d["alternatives"]) >= 1 for d in saved["objects"])
+
+
+def test_from_stage_refine_scores_the_saved_pool_again(frame, oracle_run):
+    out, _ = oracle_run
+    pool = json.loads((out / "pose" / "poses.json").read_text())["hypotheses"]
+    assert all(len(p) == PipelineConfig().pose_samples for p in pool)  # the DiT's samples
+    before = json.loads((out / "refine" / "poses.json").read_text())["poses"]
+    SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
+        frame["image"], out, from_stage="refine"
+    )
+    after = json.loads((out / "refine" / "poses.json").read_text())["poses"]
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(a["matrix"], b["matrix"], atol=1e-9)

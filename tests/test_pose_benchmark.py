@@ -163,3 +163,28 @@ def test_ground_truth_follows_a_changed_canonical_frame(scenes):
     )["oracle"]
     assert summary["iou_b"] == pytest.approx(1.0, abs=1e-6)
     assert summary["cd_s"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_depth_noise_levels_follow_the_specification():
+    from scenemaker.eval.depth_noise import degrade_depth
+
+    yy, xx = np.mgrid[0:120, 0:160]
+    depth = np.full((120, 160), 3.0, np.float32)
+    depth[30:90, 40:120] = 2.0  # an object in front of a wall: depth edges around it
+    depth[:5] = 0.0  # no depth at the top
+    assert np.array_equal(degrade_depth(depth, 0, np.random.default_rng(0)), depth)
+    valid = depth > 0
+    for level, (scale, sigma, holes) in {1: (0.05, 0.002, 0.02), 2: (0.15, 0.005, 0.06)}.items():
+        out = degrade_depth(depth, level, np.random.default_rng(level))
+        missing = valid & (out == 0)
+        assert abs(missing.sum() / valid.sum() - holes) < 0.005
+        # holes lie on the edges of the object (within 2 px of a depth jump)
+        near_edge = (np.abs(yy - 30) <= 2) | (np.abs(yy - 89) <= 2) | (np.abs(xx - 40) <= 2)
+        near_edge |= (np.abs(xx - 119) <= 2) | (yy <= 6)
+        assert near_edge[missing].all()
+        wall = out[100:, :30][out[100:, :30] > 0]
+        ratio = np.median(wall) / 3.0
+        assert abs(ratio - 1) <= scale + 1e-3
+        assert abs(wall.std() / (sigma * 9.0 * ratio**2) - 1) < 0.2
+    with pytest.raises(ValueError, match="depth noise level"):
+        degrade_depth(depth, 3, np.random.default_rng(0))

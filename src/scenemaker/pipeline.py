@@ -193,6 +193,9 @@ class SceneMakerPipeline:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: output path is a file, expected a folder")
         start = STAGES.index(from_stage)
+        refiner = self.backend("refiner")
+        if hasattr(refiner, "check"):  # e.g. no OpenGL: say so before any work is done
+            refiner.check()
         timer = StageTimer()
         out.mkdir(parents=True, exist_ok=True)
         earlier = None

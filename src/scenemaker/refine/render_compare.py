@@ -307,6 +307,13 @@ class RenderCompareRefiner:
                 results.append(ObjectRefinement(fallback, note=f"search failed: {exc}"))
         return results
 
+    def check(self) -> None:
+        """Raise :class:`~scenemaker.render.RenderUnavailableError` (one line saying what to
+        install) when no OpenGL context can be made here."""
+        renderer = self._get_renderer()
+        if renderer._ctx is None:
+            renderer._init_gl()
+
     def _get_renderer(self):
         if self._renderer is None:
             from ..render.candidates import CandidateRenderer

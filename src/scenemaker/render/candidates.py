@@ -109,6 +109,10 @@ class CandidateRenderer:
             self._init_gl()
         if key is not None and key == self._mesh_key:
             return
+        with self._ctx:
+            self._upload(vertices, faces, key)
+
+    def _upload(self, vertices, faces, key) -> None:
         self._release_mesh()
         vertices = np.ascontiguousarray(vertices, dtype="f4")
         faces = np.ascontiguousarray(faces, dtype="i4")
@@ -141,9 +145,10 @@ class CandidateRenderer:
             raise ValueError(f"tile must be within 1..{self.max_tile} px, got {tile_w}x{tile_h}")
         matrices = np.asarray(matrices, dtype=np.float64).reshape(-1, 4, 4)
         out = np.zeros((len(matrices), tile_h, tile_w), dtype=np.float32)
-        for start in range(0, len(matrices), self.max_batch):
-            chunk = matrices[start : start + self.max_batch]
-            out[start : start + len(chunk)] = self._draw(K_crop, chunk, tile_w, tile_h)
+        with self._ctx:  # current for these draws, whatever other contexts the process made
+            for start in range(0, len(matrices), self.max_batch):
+                chunk = matrices[start : start + self.max_batch]
+                out[start : start + len(chunk)] = self._draw(K_crop, chunk, tile_w, tile_h)
         return out
 
     def _draw(self, K_crop, matrices, tile_w, tile_h) -> np.ndarray:
@@ -176,6 +181,7 @@ class CandidateRenderer:
 
     def release(self) -> None:
         if self._ctx is not None:
-            self._release_mesh()
+            with self._ctx:
+                self._release_mesh()
             self._ctx.release()
             self._ctx = None

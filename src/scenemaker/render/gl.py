@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import BackendError
 
-class RenderUnavailableError(RuntimeError):
+
+class RenderUnavailableError(BackendError):
     """No usable OpenGL context: the message says what to install."""
 
 

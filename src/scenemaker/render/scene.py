@@ -167,6 +167,10 @@ class SceneRenderer:
         self._draw_floor = bool(floor)
         if self._ctx is None:
             self._init_gl()
+        with self._ctx:  # current, whatever other contexts this process made since
+            self._set_scene(objects, floor_color, floor_size, light_dir, background)
+
+    def _set_scene(self, objects, floor_color, floor_size, light_dir, background) -> None:
         self.release_scene()
         for obj in objects:
             if obj.instance_id < 2 or obj.instance_id > 255:
@@ -207,6 +211,10 @@ class SceneRenderer:
     def render(self, camera: Camera, with_amodal: bool = True) -> RenderedView:
         if self._ctx is None or self._floor is None:
             raise RuntimeError("call set_scene() before render()")
+        with self._ctx:
+            return self._render(camera, with_amodal)
+
+    def _render(self, camera: Camera, with_amodal: bool) -> RenderedView:
         if (camera.width, camera.height) != (self.width, self.height):
             raise ValueError(
                 f"camera is {camera.width}x{camera.height}, renderer {self.width}x{self.height}"
@@ -282,6 +290,7 @@ class SceneRenderer:
 
     def release(self) -> None:
         if self._ctx is not None:
-            self.release_scene()
+            with self._ctx:
+                self.release_scene()
             self._ctx.release()
             self._ctx = None

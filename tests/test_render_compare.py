@@ -1,0 +1,236 @@
+"""Render-and-compare: the batched candidate renderer, the score, the search, confidence and
+bad input, on synthetic frames rendered here."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial.transform import Rotation
+
+from scenemaker.eval.metrics import add_s
+from scenemaker.geometry.canonical import canonicalize_mesh
+from scenemaker.pose.estimator import Observation
+from scenemaker.refine.render_compare import (
+    RenderCompareRefiner,
+    RenderCompareSettings,
+    confidence,
+    rotation_hypotheses,
+)
+from scenemaker.refine.scoring import ScoreSettings, crop_observation, score_depths
+from scenemaker.render.candidates import CandidateRenderer, crop_intrinsics, pose_matrices
+from scenemaker.render.scene import RenderObject, SceneRenderer
+from scenemaker.scene import Camera, Pose
+from scenemaker.synth.cameras import look_at
+
+
+def _asymmetric_mesh():
+    """A chair-like shape: seat, back on one side, one leg at a corner: no symmetry."""
+    seat = trimesh.creation.box((1.0, 0.15, 0.8))
+    back = trimesh.creation.box((1.0, 0.9, 0.12))
+    back.apply_translation((0.0, 0.5, -0.34))
+    leg = trimesh.creation.box((0.15, 0.6, 0.15))
+    leg.apply_translation((0.4, -0.35, 0.3))
+    post = trimesh.creation.box((0.3, 0.6, 0.1))
+    post.apply_translation((-0.3, -0.35, -0.3))
+    return canonicalize_mesh(trimesh.util.concatenate([seat, back, leg, post]))[0]
+
+
+def _yaw(deg):
+    return Rotation.from_euler("y", deg, degrees=True).as_matrix()
+
+
+def _frame(mesh, world_pose: Pose, size=(160, 128), extra=()):
+    """Render ``mesh`` (and ``extra`` (mesh, pose) pairs) on a floor; returns the observation
+    and the camera-frame poses."""
+    w, h = size
+    camera = Camera.from_fov(np.radians(55), w, h, look_at([1.2, 1.3, 2.4], [0.0, 0.3, 0.0]))
+    objects, poses = [], []
+    for k, (m, p) in enumerate([(mesh, world_pose), *extra]):
+        objects.append(RenderObject(p.apply(m.vertices), m.faces, k + 2, (0.6, 0.4, 0.3)))
+        R = camera.world_to_camera[:3, :3]
+        poses.append(Pose(R @ p.R, R @ p.t + camera.world_to_camera[:3, 3], p.s))
+    renderer = SceneRenderer(w, h)
+    try:
+        renderer.set_scene(objects)
+        view = renderer.render(camera, with_amodal=False)
+    finally:
+        renderer.release()
+    masks = [view.instance == k + 2 for k in range(len(objects))]
+    return Observation(view.depth, camera.K, masks), poses
+
+
+@pytest.fixture(scope="module")
+def chair():
+    return _asymmetric_mesh()
+
+
+@pytest.fixture(scope="module")
+def scene(chair):
+    size = 0.8
+    height = size / 2 * (chair.bounds[1, 1] - chair.bounds[0, 1]) / 2
+    pose = Pose(_yaw(35), np.array([0.0, height, 0.0]), size)
+    return _frame(chair, pose)
+
+
+@pytest.fixture(scope="module")
+def candidates():
+    r = CandidateRenderer(max_batch=16)
+    yield r
+    r.release()
+
+
+def test_candidate_tiles_match_full_renders(chair, candidates):
+    """Every candidate of a batch, in its tile of a crop, equals a full render of that pose."""
+    w, h = 96, 80
+    K = np.array([[90.0, 0, 47.0], [0, 90.0, 39.5], [0, 0, 1]])
+    rng = np.random.default_rng(0)
+    poses = [
+        Pose(Rotation.random(random_state=i).as_matrix(), [*rng.uniform(-0.1, 0.1, 2), 2.0], 0.7)
+        for i in range(5)
+    ]
+    candidates.set_mesh(chair.vertices, chair.faces)
+    x0, y0, stride = 6, 4, 2
+    tw, th = (w - x0 + stride - 1) // stride, (h - y0 + stride - 1) // stride
+    M = pose_matrices([p.R for p in poses], [p.t for p in poses], [p.s for p in poses])
+    tiles = candidates.render(crop_intrinsics(K, x0, y0, stride), M, tw, th)
+    full = SceneRenderer(w, h, near=0.01)
+    try:
+        for p, tile in zip(poses, tiles, strict=True):
+            full.set_scene([RenderObject(p.apply(chair.vertices), chair.faces, 2, (1, 1, 1))],
+                           floor=False)  # fmt: skip
+            depth = full.render(Camera(K, np.eye(4), w, h), with_amodal=False).depth
+            expected = depth[y0::stride, x0::stride]
+            assert ((tile > 0) != (expected > 0)).sum() <= 2  # a pixel or two on edges
+            both = (tile > 0) & (expected > 0)
+            assert np.abs(tile[both] - expected[both]).max() < 1e-3
+    finally:
+        full.release()
+
+
+def test_true_pose_scores_better_than_perturbed_and_turned_copies(chair, scene, candidates):
+    observation, truth = scene
+    pose = truth[0]
+    crop = crop_observation(observation.depth, observation.K, observation.masks[0],
+                            np.zeros_like(observation.masks[0]), max_tile=64)  # fmt: skip
+    rng = np.random.default_rng(1)
+    others = []
+    for _ in range(24):  # small random perturbations of rotation, translation and size
+        dR = Rotation.from_rotvec(rng.normal(0, 1, 3) / np.sqrt(3) * np.radians(8)).as_matrix()
+        others.append(Pose(dR @ pose.R, pose.t + rng.normal(0, 0.04, 3) * pose.s,
+                           pose.s * np.exp(rng.normal(0, 0.08))))  # fmt: skip
+    up = pose.R[:, 1]
+    for deg in (90, 180, 270):  # turned copies about the object's up axis
+        turn = Rotation.from_rotvec(up * np.radians(deg)).as_matrix()
+        others.append(Pose(turn @ pose.R, pose.t, pose.s))
+    every = [pose, *others]
+    candidates.set_mesh(chair.vertices, chair.faces)
+    z = candidates.render(
+        crop.K, pose_matrices([p.R for p in every], [p.t for p in every], [p.s for p in every]),
+        crop.tile_w, crop.tile_h,
+    )  # fmt: skip
+    scores = score_depths(z, np.array([p.s for p in every]), crop, ScoreSettings())["score"]
+    assert scores[0] < 0.05
+    assert (scores[1:] > scores[0]).all(), scores
+
+
+def test_refiner_recovers_a_turned_resized_start(chair, scene):
+    observation, truth = scene
+    pose = truth[0]
+    up = pose.R[:, 1]
+    start = Pose(Rotation.from_rotvec(up * np.radians(100)).as_matrix() @ pose.R,
+                 pose.t + np.array([0.05, -0.03, 0.1]), pose.s * 1.25)  # fmt: skip
+    refiner = RenderCompareRefiner(seed=0)
+    try:
+        (result,) = refiner.refine_detailed([start], [chair], observation, [[start]])
+    finally:
+        refiner.close()
+    samples = chair.sample(2048, seed=0)
+    error = add_s(samples, (result.pose.R, result.pose.t, result.pose.s), (pose.R, pose.t, pose.s))
+    assert error < 0.02, error
+    assert abs(result.pose.s / pose.s - 1) < 0.04
+    assert result.score < 0.1 and 0.0 <= result.confidence <= 1.0
+    assert result.alternatives and all("score" in a for a in result.alternatives)
+
+
+def test_confidence_is_lower_when_the_mesh_does_not_explain_the_view(chair, scene):
+    observation, truth = scene
+    wrong = trimesh.creation.icosphere(subdivisions=2)  # a ball for a chair
+    refiner = RenderCompareRefiner(seed=0)
+    try:
+        good = refiner.refine_detailed([truth[0]], [chair], observation)[0]
+        bad = refiner.refine_detailed([truth[0]], [wrong], observation)[0]
+    finally:
+        refiner.close()
+    assert bad.score > good.score
+    assert good.confidence > 0.5 > bad.confidence
+
+
+def test_confidence_drops_when_a_distinct_pose_scores_as_well():
+    samples = np.random.default_rng(0).uniform(-1, 1, (256, 3)) * [1.0, 0.3, 0.6]
+    best = Pose(np.eye(3), [0, 0, 2], 1.0)
+    far = Pose(_yaw(90), [0, 0, 2], 1.0)
+    alone = confidence(0.05, best, [{"pose": far, "score": 0.6}], samples)
+    rival = confidence(0.05, best, [{"pose": far, "score": 0.06}], samples)
+    assert alone > 0.5 and rival < 0.25 * alone
+
+
+def test_hypotheses_cover_turns_and_resting_faces():
+    R = rotation_hypotheses([Pose(np.eye(3), [0, 0, 2], 1.0)], turns=12, faces=True)
+    assert len(R) == 72
+    ups = np.round(R[:, :, 1] @ np.array([0, 1.0, 0]), 6)  # where the canonical up goes
+    assert set(ups) == {-1.0, 0.0, 1.0}  # upright, on a side, upside down
+
+
+def test_bad_input_keeps_a_valid_pose_with_the_reason(chair, scene):
+    observation, truth = scene
+    degenerate = trimesh.Trimesh(np.zeros((3, 3)), [[0, 1, 2]], process=False)
+    nan_pose = Pose(np.eye(3), [0, 0, 2], 1.0)
+    nan_pose.t = np.array([np.nan, 0, 2])  # a NaN that slipped through
+    behind = Pose(np.eye(3), [0.0, 0.0, -3.0], 0.8)  # behind the camera: renders nothing
+    tiny = Observation(observation.depth, observation.K, [np.zeros_like(observation.masks[0])])
+    tiny.masks[0][60, 70:73] = True  # three pixels
+    refiner = RenderCompareRefiner(seed=0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (deg,) = refiner.refine_detailed([truth[0]], [degenerate], observation)
+            (nan,) = refiner.refine_detailed([nan_pose], [chair], observation, [[nan_pose]])
+            (back,) = refiner.refine_detailed([behind], [chair], observation)
+            (few,) = refiner.refine_detailed([truth[0]], [chair], tiny)
+    finally:
+        refiner.close()
+    assert deg.pose is truth[0] and "area" in deg.note
+    assert nan.pose is None and nan.note == "no pose hypothesis"
+    assert back.pose is not None and np.isfinite(back.pose.t).all() and back.pose.t[2] > 0
+    assert few.pose is truth[0] and "observed points" in few.note
+
+
+def test_objects_on_their_side_and_stacked_are_found(chair):
+    """Nothing assumes upright objects on one floor: a chair on its back with a box on it."""
+    size = 0.8
+    extents = chair.bounds[1] - chair.bounds[0]
+    lying = Rotation.from_euler("x", -90, degrees=True).as_matrix()  # canonical +z up
+    height = size / 2 * extents[2] / 2
+    chair_pose = Pose(_yaw(20) @ lying, np.array([0.0, height, 0.0]), size)
+    box = canonicalize_mesh(trimesh.creation.box((1.0, 0.6, 0.7)))[0]
+    box_pose = Pose(_yaw(-30), np.array([0.05, 2 * height + 0.3 * 0.3 / 1.0 + 0.001, 0.0]), 0.3)
+    observation, truth = _frame(chair, chair_pose, extra=[(box, box_pose)])
+    # the pool is upright, as the pose model would propose for an unusual pose
+    pool = [[Pose(np.eye(3) @ t.R @ lying.T, t.t, t.s)] for t in truth[:1]] + [[truth[1]]]
+    refiner = RenderCompareRefiner(seed=0)
+    try:
+        out = refiner.refine_detailed([p[0] for p in pool], [chair, box], observation, pool)
+    finally:
+        refiner.close()
+    samples = chair.sample(2048, seed=0)
+    p, g = out[0].pose, truth[0]
+    assert add_s(samples, (p.R, p.t, p.s), (g.R, g.t, g.s)) < 0.03
+
+
+def test_settings_round_trip():
+    s = RenderCompareSettings(score={"gap_weight": 0.25}, sizes=[0.9, 1.1])
+    assert s.score.gap_weight == 0.25 and s.sizes == (0.9, 1.1)
+    assert RenderCompareSettings(**{**s.to_dict(), "score": s.to_dict()["score"]}) == s

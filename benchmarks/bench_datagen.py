@@ -18,10 +18,10 @@ from pathlib import Path
 
 from _results import write_section
 
+from scenemaker.render.scene import SceneRenderer
 from scenemaker.synth.cameras import ViewConfig
 from scenemaker.synth.generate import GenerateConfig, generate_dataset
 from scenemaker.synth.layout import LayoutConfig
-from scenemaker.render.scene import SceneRenderer
 
 
 def run(objects: str, scenes: int, views: int, workers: int, resolution: int) -> dict:
@@ -53,9 +53,9 @@ def render_only(resolution: int, frames: int = 200) -> float:
     import numpy as np
     import trimesh
 
+    from scenemaker.render.scene import RenderObject
     from scenemaker.scene import Camera
     from scenemaker.synth.cameras import look_at
-    from scenemaker.render.scene import RenderObject
 
     objs = []
     for k in range(5):

@@ -109,8 +109,8 @@ def test_target_equals_input_on_visible_pixels(built):
 
 
 def test_fit_light_reproduces_the_render(scenes):
-    from scenemaker.synth.dataset import DatasetScene
     from scenemaker.render.scene import RenderObject, SceneRenderer
+    from scenemaker.synth.dataset import DatasetScene
 
     scene = DatasetScene(scenes / "scene_000001")
     objects = [

@@ -19,9 +19,9 @@ from scenemaker.object3d.lift import LiftGenerator
 from scenemaker.object3d.oracle import OracleGenerator
 from scenemaker.object3d.retrieval import RetrievalGenerator
 from scenemaker.pose.observations import observed_points
+from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import look_at
-from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.synth.sources import get_source
 
 

@@ -291,8 +291,11 @@ def cmd_generate(args) -> int:
         split=args.split,
         seed=args.seed,
         layout=LayoutConfig(
-            min_objects=args.min_objects, max_objects=args.max_objects, arena_radius=args.arena,
-            any_face=args.any_face, stack=args.stack,
+            min_objects=args.min_objects,
+            max_objects=args.max_objects,
+            arena_radius=args.arena,
+            any_face=args.any_face,
+            stack=args.stack,
         ),
         views=ViewConfig(views=args.views, width=args.resolution, height=args.resolution),
     )

@@ -805,7 +805,9 @@ class TripletDataset:
         self.root = Path(out)
         if records is None:
             if not (self.root / "manifest.jsonl").is_file():
-                raise FileNotFoundError(f"{self.root}: no manifest.jsonl (make it with `scenemaker data deocclusion`)")
+                raise FileNotFoundError(
+                    f"{self.root}: no manifest.jsonl (make it with `scenemaker data deocclusion`)"
+                )
             read_json(self.root / "summary.json", SCHEMA)
             records = list(_read_manifest(self.root).values())
         self.records = list(records)

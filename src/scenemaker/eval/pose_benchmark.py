@@ -157,12 +157,18 @@ def evaluate_scenes(
     perturb=None,
     progress: bool = True,
     depth_noise: int = 0,
+    novel_view: int | None = None,
+    physics: bool = False,
 ) -> list[SceneRecord]:
     """Run every method on one view of each scene; ``perturb(mesh, rng, obj) -> (mesh, T)`` may
     replace each canonical mesh by a perturbed, re-canonicalised copy (T maps the original
     canonical frame into the new one; the ground truth follows). ``depth_noise`` (0, 1, 2)
     degrades the observed depth (:mod:`scenemaker.eval.depth_noise`); the ground truth stays
-    metric, so a depth scale error shows in the absolute size error ``size_err_m``."""
+    metric, so a depth scale error shows in the absolute size error ``size_err_m``.
+    ``novel_view``: also render each output (posed from ``view_index``) in that other view of
+    the scene and compare every object's visible mask with the true one (``novel_mask_iou``).
+    ``physics``: also the interpenetration of the placed objects and their contact gap
+    (:func:`physical_plausibility`)."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -254,10 +260,89 @@ def evaluate_scenes(
                         ),
                     }
                 )
+            if physics:
+                sm.update(
+                    physical_plausibility(
+                        [result.poses[j] for j in keep], [meshes[j] for j in keep], w2c,
+                        [truth_poses[j].s for j in keep],
+                    )
+                )  # fmt: skip
+            if novel_view is not None and scene.num_views > novel_view:
+                other = scene.view(novel_view)
+                sm["novel_mask_iou"] = novel_view_mask_iou(
+                    [result.poses[j] for j in keep], [meshes[j] for j in keep],
+                    [objects[j].instance_id for j in keep], view, other,
+                )  # fmt: skip
             records.append(
                 SceneRecord(name, scene.folder.name, len(objects), seconds, sm, per_object, failed)
             )
     return records
+
+
+def physical_plausibility(poses, meshes, world_to_camera, true_sizes) -> dict:
+    """How physically plausible a placement is, in the synthetic scenes' world (floor y = 0):
+
+    * ``interpenetration``: summed pairwise intersection volume of the placed meshes
+      (Monte-Carlo winding numbers, seeded) over the summed volume of their convex hulls;
+    * ``contact_gap``: mean over objects of the distance from the object's lowest point to
+      what could hold it (the floor, or another placed object's surface) or, below the
+      floor, its depth under it, in units of its true size.
+    """
+    from scipy.spatial import cKDTree
+
+    from ..eval.metrics import pairwise_interpenetration
+
+    c2w = np.linalg.inv(world_to_camera)
+    placed = []
+    for pose, mesh in zip(poses, meshes, strict=True):
+        world = Pose(c2w[:3, :3] @ pose.R, c2w[:3, :3] @ pose.t + c2w[:3, 3], pose.s)
+        m = mesh.copy()
+        m.apply_transform(world.matrix)
+        placed.append(m)
+    total, _ = pairwise_interpenetration(placed, method="monte_carlo", samples=2000)
+    hulls = sum(float(m.convex_hull.volume) for m in placed)
+    surfaces = [np.asarray(m.sample(1500, seed=3)) for m in placed]
+    gaps = []
+    for k, m in enumerate(placed):
+        v = np.asarray(m.vertices)
+        lowest = v[:, 1].min()
+        gap = abs(lowest)
+        bottom = v[v[:, 1] <= lowest + 0.01 * true_sizes[k]]
+        for j, other in enumerate(surfaces):
+            if j != k:
+                gap = min(gap, float(cKDTree(other).query(bottom)[0].min()))
+        gaps.append(gap / true_sizes[k])
+    return {
+        "interpenetration": total / hulls if hulls > 0 else 0.0,
+        "contact_gap": float(np.mean(gaps)),
+    }
+
+
+def novel_view_mask_iou(poses, meshes, instance_ids, view, other) -> float:
+    """Mean IoU over objects of their visible masks when the output, posed in ``view``'s camera
+    frame, is rendered from ``other``'s camera, against ``other``'s true instance masks
+    (objects hidden in both count as agreeing; occlusion between objects and by the synthetic
+    scenes' floor plane, y = 0, is rendered)."""
+    from ..eval.rerender import mask_iou
+    from ..render.scene import RenderObject, SceneRenderer
+
+    c2w = np.linalg.inv(view.camera.world_to_camera)
+    objects = []
+    for pose, mesh, iid in zip(poses, meshes, instance_ids, strict=True):
+        world = Pose(c2w[:3, :3] @ pose.R, c2w[:3, :3] @ pose.t + c2w[:3, 3], pose.s)
+        objects.append(
+            RenderObject(world.apply(np.asarray(mesh.vertices)), np.asarray(mesh.faces), iid,
+                         (0.5, 0.5, 0.5))
+        )  # fmt: skip
+    camera = other.camera
+    renderer = SceneRenderer(camera.width, camera.height, near=0.01, far=1000.0)
+    try:
+        renderer.set_scene(objects)  # the true floor hides what sinks into it, as in the data
+        rendered = renderer.render(camera, with_amodal=False).instance
+    finally:
+        renderer.release()
+    ious = [mask_iou(rendered == iid, other.instance == iid) for iid in instance_ids]
+    return float(np.mean(ious)) if ious else float("nan")
 
 
 def _bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 1000) -> list[float]:
@@ -275,7 +360,14 @@ def summarize(records: list[SceneRecord], seed: int = 0) -> dict:
         all_rs = [r for r in records if r.method == method]
         rs = [r for r in all_rs if r.objects]
         per_scene = {m: [] for m in METRICS}
+        optional = ("novel_mask_iou", "interpenetration", "contact_gap")
+        for key in optional:
+            if any(key in r.scene_metrics for r in rs):
+                per_scene[key] = []
         for r in rs:
+            for key in optional:
+                if key in per_scene:
+                    per_scene[key].append(r.scene_metrics.get(key, np.nan))
             for m in ("iou_b", "cd_s", "f_score_s", "cd_o", "f_score_o"):
                 per_scene[m].append(r.scene_metrics[m])
             for m in ("rot_err_deg", "add_s", "trans_err", "size_err", "size_err_m"):

@@ -31,6 +31,4 @@ class ProposeVerifyEstimator:
         )
         self.last_details = details
         poses = [d.pose for d in details]
-        return PoseResult(
-            poses, proposed.skipped, time.perf_counter() - start, proposed.hypotheses
-        )
+        return PoseResult(poses, proposed.skipped, time.perf_counter() - start, proposed.hypotheses)

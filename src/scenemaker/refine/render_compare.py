@@ -73,6 +73,9 @@ class RenderCompareSettings:
     plane_up: str = "both"
     """Where a support plane was found, tilt each pool pose so its up axis is the plane's
     normal: "only" (tilted poses replace the pool's), "both", or "none"."""
+    consistency: bool = False
+    """Afterwards separate interpenetrating objects along their viewing rays where the image
+    allows (refine/consistency.py); off: it did not raise validation IoU-B (benchmarks/)."""
     contact_samples: int = 128
     """Surface samples per candidate for the support-plane terms."""
     support_plane: bool = True
@@ -261,6 +264,7 @@ class RenderCompareRefiner:
                 depth, observation.K, observation.masks, seed=st.seed
             )
         results = []
+        states = {}
         for k, mesh in enumerate(meshes):
             pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
             if poses[k] is not None and not any(p is poses[k] for p in pool):
@@ -303,9 +307,33 @@ class RenderCompareRefiner:
             self._obj = obj
             try:
                 results.append(self._search(obj, pool, renderer, k))
+                states[k] = (obj, vertices, faces, self._others, self._prior)
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
                 results.append(ObjectRefinement(fallback, note=f"search failed: {exc}"))
+        if st.consistency and len(states) > 1:
+            from .consistency import resolve_interpenetration
+
+            for note in resolve_interpenetration(
+                results, meshes, lambda k, pose: self._score_state(states[k], pose)
+            ):
+                k = int(note.split()[1])
+                results[k].note = note if results[k].note is None else f"{results[k].note}; {note}"
         return results
+
+    def _score_state(self, state, pose: Pose) -> float:
+        """Score of one object's pose, from the state its search left."""
+        from ..render.candidates import pose_matrices
+
+        obj, vertices, faces, others, prior = state
+        self._obj, self._others, self._prior = obj, others, prior
+        renderer = self._get_renderer()
+        renderer.set_mesh(vertices, faces)
+        crop = obj.crop_fine
+        z = renderer.render(crop.K, pose_matrices(pose.R[None], pose.t[None], [pose.s]),
+                            crop.tile_w, crop.tile_h)  # fmt: skip
+        return float(
+            self._score(z, pose.R[None], pose.t[None], np.array([pose.s]), crop)["score"][0]
+        )
 
     def check(self) -> None:
         """Raise :class:`~scenemaker.render.RenderUnavailableError` (one line saying what to
@@ -345,7 +373,11 @@ class RenderCompareRefiner:
 
         v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
         ray = np.stack(
-            [(u - crop.K[0, 2]) / crop.K[0, 0], (v - crop.K[1, 2]) / crop.K[1, 1], np.ones(u.shape)],
+            [
+                (u - crop.K[0, 2]) / crop.K[0, 0],
+                (v - crop.K[1, 2]) / crop.K[1, 1],
+                np.ones(u.shape),
+            ],
             -1,
         )  # (th, tw, 3)
         # the observed centre the same way: pixel-weighted, on the same grid
@@ -421,7 +453,11 @@ class RenderCompareRefiner:
         obs = obj.points[:points]
         v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
         rays = np.stack(
-            [(u - crop.K[0, 2]) / crop.K[0, 0], (v - crop.K[1, 2]) / crop.K[1, 1], np.ones(u.shape)],
+            [
+                (u - crop.K[0, 2]) / crop.K[0, 0],
+                (v - crop.K[1, 2]) / crop.K[1, 1],
+                np.ones(u.shape),
+            ],
             -1,
         ).reshape(-1, 3)
         D = crop.depth.reshape(-1)
@@ -529,7 +565,9 @@ class RenderCompareRefiner:
         H, P = len(chosen), st.perturbations
         for step in range(st.steps):
             f = step / max(st.steps - 1, 1)
-            sig_r = np.radians(st.rotation_step[0] * (st.rotation_step[1] / st.rotation_step[0]) ** f)
+            sig_r = np.radians(
+                st.rotation_step[0] * (st.rotation_step[1] / st.rotation_step[0]) ** f
+            )
             sig_t = st.translation_step[0] * (st.translation_step[1] / st.translation_step[0]) ** f
             sig_s = st.size_step[0] * (st.size_step[1] / st.size_step[0]) ** f
             dR = _rotvec_matrices(rng.normal(0.0, sig_r, (H * P, 3)))
@@ -578,7 +616,9 @@ class RenderCompareRefiner:
             for h in range(H) if h != best
         ]  # fmt: skip
         for i in order2[: 4 * st.local]:
-            alt.append({"pose": _orthonormal_pose(R2[i], t2[i], s2[i]), "score": float(sc2["score"][i])})
+            alt.append(
+                {"pose": _orthonormal_pose(R2[i], t2[i], s2[i]), "score": float(sc2["score"][i])}
+            )
         alt.sort(key=lambda a: a["score"])
         conf = confidence(float(final["score"][best]), pose, alt, obj.samples)
         if self.trace is not None:

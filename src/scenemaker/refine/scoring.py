@@ -43,7 +43,6 @@ class CropObservation:
     own_pixels: int
 
 
-
 def crop_observation(
     depth: np.ndarray,
     K: np.ndarray,

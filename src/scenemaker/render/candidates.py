@@ -124,8 +124,15 @@ class CandidateRenderer:
             self._prog,
             [
                 (vbo, "3f", "in_position"),
-                (self._instances, "4f 4f 4f 4f 2f/i", "in_m0", "in_m1", "in_m2", "in_m3",
-                 "in_tile"),
+                (
+                    self._instances,
+                    "4f 4f 4f 4f 2f/i",
+                    "in_m0",
+                    "in_m1",
+                    "in_m2",
+                    "in_m3",
+                    "in_tile",
+                ),
             ],  # fmt: skip
             index_buffer=ibo,
         )

@@ -53,4 +53,3 @@ def read_image(path: str | Path) -> np.ndarray:
 
     with Image.open(path) as image:
         return np.asarray(image)
-

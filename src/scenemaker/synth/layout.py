@@ -250,7 +250,9 @@ def boxes_intersect(extents: list[np.ndarray], poses: list[Pose]) -> bool:
         yaw = float(np.arctan2(-axis[2], axis[0]))
         prints.append(
             Footprint(
-                rectangle_corners((p.t[0], p.t[2]), (half[horizontal[0]], half[horizontal[1]]), yaw),
+                rectangle_corners(
+                    (p.t[0], p.t[2]), (half[horizontal[0]], half[horizontal[1]]), yaw
+                ),
                 float(np.hypot(half[horizontal[0]], half[horizontal[1]])),
             )
         )

@@ -48,6 +48,8 @@ class RenderCompareSettings:
     """Headings tried about each pool pose's up axis (30 degree steps)."""
     faces: bool = True
     """Also lay each pool pose on the other five faces of its box."""
+    dedupe_deg: float = 5.0
+    """Rotation hypotheses closer than this to an earlier one are dropped."""
     coarse_tile: int = 40
     """Crop resolution (px, longer side) of the rotation stage."""
     tile: int = 64
@@ -86,6 +88,8 @@ class RenderCompareSettings:
     place_rounds: int = 3
     """Rounds of centring each candidate's rendered surface on the observed points."""
     max_faces: int = 3000
+    coarse_faces: int = 800
+    """Faces of the (further decimated) mesh of the rotation stage."""
     """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
     min_points: int = 8
     """Objects with fewer observed points keep their given pose."""
@@ -302,8 +306,12 @@ class RenderCompareRefiner:
             samples, normals = sample_surface(mesh, 256, seed=st.seed + k)
             vertices, faces = render_mesh(mesh, st.max_faces)
             renderer = self._get_renderer()
-            renderer.set_mesh(vertices, faces, key=None)
+            if st.coarse_faces and len(faces) > st.coarse_faces:
+                renderer.set_mesh(*render_mesh(mesh, st.coarse_faces))  # the rotation stage
+            else:
+                renderer.set_mesh(vertices, faces)
             obj = _Object(mesh, pts, coarse, fine, samples, normals)
+            obj.render_mesh = (vertices, faces)
             self._obj = obj
             try:
                 results.append(self._search(obj, pool, renderer, k))
@@ -521,7 +529,7 @@ class RenderCompareRefiner:
             # the same poses tilted so that their up axis is the support plane's normal
             aligned = [Pose(_align_up(p.R, self._plane.normal), p.t, p.s) for p in pool]
             starts = aligned if st.plane_up == "only" else starts + aligned
-        R = rotation_hypotheses(starts, st.turns, st.faces)
+        R = rotation_hypotheses(starts, st.turns, st.faces, st.dedupe_deg)
         n_hyp = len(R)
         s = self._sizes(obj, R, s0)
         t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
@@ -535,6 +543,7 @@ class RenderCompareRefiner:
         renders += n
         order = np.argsort(sc["score"], kind="stable")
         top = _distinct(R, order, st.keep, st.distinct_deg)
+        renderer.set_mesh(*obj.render_mesh)  # full detail from here on
         # 2. sizes for the best distinct rotations
         factors = np.asarray(st.sizes)
         R2 = np.repeat(R[top], len(factors), axis=0)

@@ -399,3 +399,32 @@ def test_from_stage_refine_scores_the_saved_pool_again(frame, oracle_run):
     after = json.loads((out / "refine" / "poses.json").read_text())["poses"]
     for a, b in zip(before, after, strict=True):
         np.testing.assert_allclose(a["matrix"], b["matrix"], atol=1e-9)
+
+
+def test_run_without_opengl_stops_with_one_line_before_any_work(frame, tmp_path, monkeypatch, capsys):
+    import moderngl
+
+    from scenemaker.cli import main
+
+    def no_gl(*args, **kwargs):
+        raise Exception("eglGetDisplay failed")
+
+    monkeypatch.setattr(moderngl, "create_standalone_context", no_gl)
+    monkeypatch.delenv("SCENEMAKER_DEBUG", raising=False)
+    out = tmp_path / "out"
+    code = main(["run", str(frame["image"]), "--out", str(out), "--masks", str(frame["masks"]),
+                 "--depth-file", str(frame["depth"]), "--K", frame["K"], "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "OpenGL" in err[0] and "apt-get install libegl1" in err[0]
+    assert not (out / "perception").exists() and not (out / "scene.glb").exists()
+
+
+def test_pose_samples_setting_is_checked(frame, tmp_path, capsys):
+    from scenemaker.cli import main
+
+    code = main(["run", str(frame["image"]), "--out", str(tmp_path / "o"), "--masks",
+                 str(frame["masks"]), "--depth-file", str(frame["depth"]), "--K", frame["K"],
+                 "--pose-samples", "0", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "samples must be >= 1" in err[0]

@@ -45,16 +45,16 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "placement"
 METHODS = ["default", "dit_fit", "dit", "box_fit", "oracle"]
 ANY_FACE = ("procedural_test_anyface", 40, 2, 5, ("--any-face", "0.5", "--stack", "0.4"))
-CONDITIONS = {  # name: (dataset, perturbation, depth noise, novel view)
-    "gt_procedural": ("procedural_test_2to5", "none", 0, 1),
-    "gt_pybullet": ("pybullet_test_2to5", "none", 0, 1),
-    "perturbed_level1": ("procedural_test_2to5", "level1", 0, None),
-    "perturbed_level2": ("procedural_test_2to5", "level2", 0, None),
-    "other_instance": ("procedural_test_2to5", "instance", 0, None),
-    "objects_6to8": ("procedural_test_6to8", "none", 0, None),
-    "any_face": ("procedural_test_anyface", "none", 0, None),
-    "depth_noise1": ("procedural_test_2to5", "none", 1, None),
-    "depth_noise2": ("procedural_test_2to5", "none", 2, None),
+CONDITIONS = {  # name: (dataset, perturbation, depth noise, novel view, physics)
+    "gt_procedural": ("procedural_test_2to5", "none", 0, 1, True),
+    "gt_pybullet": ("pybullet_test_2to5", "none", 0, 1, False),
+    "perturbed_level1": ("procedural_test_2to5", "level1", 0, None, False),
+    "perturbed_level2": ("procedural_test_2to5", "level2", 0, None, False),
+    "other_instance": ("procedural_test_2to5", "instance", 0, None, False),
+    "objects_6to8": ("procedural_test_6to8", "none", 0, None, False),
+    "any_face": ("procedural_test_anyface", "none", 0, None, True),
+    "depth_noise1": ("procedural_test_2to5", "none", 1, None, False),
+    "depth_noise2": ("procedural_test_2to5", "none", 2, None, False),
 }
 
 
@@ -76,11 +76,11 @@ def dataset(name: str) -> Path:
 
 
 def run_condition(name: str, scenes: int) -> dict:
-    data, perturb, noise, novel = CONDITIONS[name]
+    data, perturb, noise, novel, physics = CONDITIONS[name]
     methods = build_methods(METHODS)
     records = evaluate_scenes(
         [dataset(data)], methods, max_scenes=scenes, perturb=make_perturbation(perturb),
-        progress=False, depth_noise=noise, novel_view=novel,
+        progress=False, depth_noise=noise, novel_view=novel, physics=physics,
     )  # fmt: skip
     summary = summarize(records)
     atomic_write_json(OUT / name / "metrics.json", summary)
@@ -162,6 +162,12 @@ def report(scenes: int) -> None:
         if "novel_mask_iou" in d:
             extra.append("novel-view mask IoU: " + ", ".join(
                 f"{m} {_ci(v, 'novel_mask_iou')}" for m, v in s.items() if "novel_mask_iou" in v
+            ))  # fmt: skip
+        if "interpenetration" in d:
+            extra.append("interpenetration (intersection / hull volume) and contact gap "
+                         "(lowest point to floor or another object, x size): " + ", ".join(
+                f"{m} {v['interpenetration']:.4f} / {v['contact_gap']:.3f}"
+                for m, v in s.items() if "interpenetration" in v
             ))  # fmt: skip
         if "confidence_auroc" in d:
             extra.append(

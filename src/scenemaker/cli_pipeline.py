@@ -59,7 +59,7 @@ def add_run(sub) -> None:
     g.add_argument("--pose-weights", default=None, help="PoseDiT folder (default: shipped)")
     g.add_argument("--steps", type=int, default=None, help="pose sampling steps (default: shipped)")
     g.add_argument("--guidance", type=float, default=None)
-    g.add_argument("--pose-samples", type=int, default=4,
+    g.add_argument("--pose-samples", type=int, default=8,
                    help="pose model samples per scene: the hypotheses the refine stage verifies")  # fmt: skip
     g.add_argument("--refine", default="render", help="render | fit | icp | overlap | none")
     g = p.add_argument_group("export and compute")

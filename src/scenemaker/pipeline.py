@@ -83,7 +83,7 @@ class PipelineConfig:
     pose_weights: str | None = None
     pose_steps: int | None = None
     guidance: float | None = None
-    pose_samples: int = 4
+    pose_samples: int = 8
     """Samples the pose model draws per scene (its hypotheses for the refine stage)."""
     refine: str = "render"
     """"render" (render-and-compare over the pose model's hypotheses, size included),

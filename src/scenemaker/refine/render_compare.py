@@ -54,7 +54,7 @@ class RenderCompareSettings:
     """Crop resolution (px, longer side) of the rotation stage."""
     tile: int = 64
     """Crop resolution of the size and local stages."""
-    keep: int = 6
+    keep: int = 10
     """Distinct rotations carried from the rotation stage into the size stage."""
     sizes: tuple[float, ...] = (0.75, 0.9, 1.0, 1.12, 1.3)
     size_icp: int = 2

@@ -99,7 +99,7 @@ class ScoreSettings:
     """Expected depth noise standard deviation at 1 m (metres; grows with z^2)."""
     penetration_weight: float = 2.0
     """Weight of how deep the candidate goes below the support plane (share of its size)."""
-    gap_weight: float = 0.5
+    gap_weight: float = 1.0
     """Weight of the gap between the candidate's lowest part and the support plane or another
     object's observed surface (share of its size): objects rest on something."""
     size_prior: float = 0.0

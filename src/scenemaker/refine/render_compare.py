@@ -21,7 +21,6 @@ confidence in [0, 1] (:func:`confidence`).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -379,15 +378,7 @@ class RenderCompareRefiner:
         the observed points (centroid to centroid), from a start just behind them."""
         from ..render.candidates import pose_matrices
 
-        v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
-        ray = np.stack(
-            [
-                (u - crop.K[0, 2]) / crop.K[0, 0],
-                (v - crop.K[1, 2]) / crop.K[1, 1],
-                np.ones(u.shape),
-            ],
-            -1,
-        )  # (th, tw, 3)
+        ray = crop.rays()  # (th, tw, 3)
         # the observed centre the same way: pixel-weighted, on the same grid
         seen = crop.own & (crop.depth > 0)
         if seen.sum() >= 3:
@@ -459,15 +450,7 @@ class RenderCompareRefiner:
         rng = np.random.default_rng(self.settings.seed)
         points = points or self.settings.icp_points
         obs = obj.points[:points]
-        v, u = np.mgrid[0 : crop.tile_h, 0 : crop.tile_w]
-        rays = np.stack(
-            [
-                (u - crop.K[0, 2]) / crop.K[0, 0],
-                (v - crop.K[1, 2]) / crop.K[1, 1],
-                np.ones(u.shape),
-            ],
-            -1,
-        ).reshape(-1, 3)
+        rays = crop.rays().reshape(-1, 3)
         D = crop.depth.reshape(-1)
         own = crop.own.reshape(-1)
         renders = 0
@@ -717,9 +700,3 @@ def confidence(score: float, pose: Pose, alternatives: list, samples: np.ndarray
     margin = max(rival - score, 0.0)
     fit = np.exp(-max(score, 0.0) / 0.25)
     return float(np.clip(fit * (1.0 - np.exp(-margin / 0.05)), 0.0, 1.0))
-
-
-def refine_timed(refiner: RenderCompareRefiner, poses, meshes, observation, hypotheses=None):
-    start = time.perf_counter()
-    out = refiner.refine_detailed(poses, meshes, observation, hypotheses)
-    return out, time.perf_counter() - start

@@ -42,6 +42,13 @@ class CropObservation:
     other: np.ndarray  # (th, tw) bool: other objects' visible masks
     own_pixels: int
 
+    def rays(self) -> np.ndarray:
+        """(th, tw, 3) camera-frame ray of each crop pixel, scaled to z = 1."""
+        v, u = np.mgrid[0 : self.tile_h, 0 : self.tile_w]
+        x = (u - self.K[0, 2]) / self.K[0, 0]
+        y = (v - self.K[1, 2]) / self.K[1, 1]
+        return np.stack([x, y, np.ones(u.shape)], -1)
+
 
 def crop_observation(
     depth: np.ndarray,

@@ -234,3 +234,30 @@ def test_settings_round_trip():
     s = RenderCompareSettings(score={"gap_weight": 0.25}, sizes=[0.9, 1.1])
     assert s.score.gap_weight == 0.25 and s.sizes == (0.9, 1.1)
     assert RenderCompareSettings(**{**s.to_dict(), "score": s.to_dict()["score"]}) == s
+
+
+def test_pose_and_refinement_do_not_need_synth():
+    """Inference renders with scenemaker.render; the data generator (synth) stays unloaded."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, numpy as np, trimesh, warnings
+warnings.simplefilter("ignore")
+from scenemaker.eval.pose_benchmark import default_chain
+from scenemaker.pose.estimator import Observation
+from scenemaker.render.scene import RenderObject, SceneRenderer
+from scenemaker.scene import Camera
+w2c = np.eye(4); w2c[:3, :3] = np.diag([1.0, -1.0, -1.0]); w2c[2, 3] = 3.0
+camera = Camera(np.array([[120.0, 0, 63.5], [0, 120.0, 47.5], [0, 0, 1]]), w2c, 128, 96)
+box = trimesh.creation.box((1.0, 0.6, 0.4))
+r = SceneRenderer(128, 96)
+r.set_scene([RenderObject(box.vertices * 0.4 + [0, 0.12, 0], box.faces, 2, (1, 0, 0))])
+view = r.render(camera, with_amodal=False)
+poses = default_chain().estimate(Observation(view.depth, camera.K, [view.instance == 2]),
+                                 [box]).poses
+assert poses[0] is not None
+assert not any(m.startswith("scenemaker.synth") for m in sys.modules), "synth was imported"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

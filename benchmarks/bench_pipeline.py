@@ -1,7 +1,8 @@
 """End-to-end pipeline benchmark: seconds and peak memory per stage, quality vs ground truth.
 
 Runs ``scenemaker demo`` (synthetic RGB-D frames of test-split objects, user masks + depth,
-classical de-occlusion, the embedded generator, shipped PoseDiT, ICP) for each generator,
+classical de-occlusion, the embedded generator, shipped PoseDiT, render-and-compare
+refinement) for each generator,
 plus the oracle meshes (placement alone), and writes its section of RESULTS.md.
 
     python benchmarks/bench_pipeline.py [--scenes 10] [--generators retrieval,lift]
@@ -70,7 +71,8 @@ def main() -> None:
         + (" --no-deocclusion" if args.no_deocclusion else "")
         + "`: each scene's view as a user's "
         "RGB-D frame (image, 16-bit depth, label PNG, K) through `SceneMakerPipeline` "
-        "(classical de-occlusion unless said, shipped PoseDiT, fit refinement). `oracle` uses the ground-truth "
+        "(classical de-occlusion unless said, shipped PoseDiT with 8 samples, render-and-compare "
+        "refinement: the defaults). `oracle` uses the ground-truth "
         "meshes (placement alone). `mask_iou`: the output scene re-rendered from its exported "
         "camera vs the input masks. Metrics as in PAPER.md (per scene, then averaged).",
         "",

@@ -401,7 +401,9 @@ def test_from_stage_refine_scores_the_saved_pool_again(frame, oracle_run):
         np.testing.assert_allclose(a["matrix"], b["matrix"], atol=1e-9)
 
 
-def test_run_without_opengl_stops_with_one_line_before_any_work(frame, tmp_path, monkeypatch, capsys):
+def test_run_without_opengl_stops_with_one_line_before_any_work(
+    frame, tmp_path, monkeypatch, capsys
+):
     import moderngl
 
     from scenemaker.cli import main

@@ -41,7 +41,7 @@ def resolve_interpenetration(
 ) -> list[str]:
     """Separate interpenetrating objects in place (``details[k].pose`` updated); returns a
     note per move. ``score_pose(k, pose) -> float`` scores object k's pose on the image."""
-    from .render_compare import render_mesh
+    from ..render.candidates import render_mesh
 
     live = [k for k, d in enumerate(details) if d.pose is not None and d.score is not None]
     if len(live) < 2:

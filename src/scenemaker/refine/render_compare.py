@@ -25,18 +25,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..render.candidates import render_mesh
 from ..scene import Pose
+from .confidence import confidence, pose_distance  # noqa: F401  (re-exported)
+from .hypotheses import (
+    align_up,
+    distinct,
+    orthonormal_pose,
+    rotation_hypotheses,
+    rotvec_matrices,
+)
 from .scoring import CropObservation, ScoreSettings, crop_observation, depth_shift, score_depths
-
-# rotations taking each canonical axis direction onto +y (the resting "faces")
-_FACES = {
-    "+y": np.eye(3),
-    "-y": np.diag([1.0, -1.0, -1.0]),
-    "+x": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
-    "-x": np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
-    "+z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]),
-    "-z": np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]),
-}
 
 
 @dataclass
@@ -135,60 +134,6 @@ class ObjectRefinement:
         }
 
 
-def _rotvec_matrices(vectors: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_rotvec(vectors).as_matrix()
-
-
-def _yaw(angles: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angles), np.sin(angles)
-    out = np.zeros((len(angles), 3, 3))
-    out[:, 0, 0], out[:, 0, 2], out[:, 1, 1] = c, s, 1.0
-    out[:, 2, 0], out[:, 2, 2] = -s, c
-    return out
-
-
-def _quaternions(rotations: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(rotations).as_quat()
-
-
-def _distinct(rotations: np.ndarray, order: np.ndarray, count: int, min_deg: float) -> list:
-    """Indices (in ``order``) of up to ``count`` rotations at least ``min_deg`` apart."""
-    order = np.asarray(order)
-    if len(order) == 0:
-        return []
-    q = _quaternions(rotations[order])
-    # two rotations are within min_deg when |q1 . q2| > cos(min_deg / 2)
-    close = np.abs(q @ q.T) > np.cos(np.radians(min_deg) / 2)
-    suppressed = np.zeros(len(order), dtype=bool)
-    chosen: list[int] = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        chosen.append(int(order[i]))
-        if len(chosen) == count:
-            break
-        suppressed |= close[i]
-    return chosen
-
-
-def rotation_hypotheses(pool: list[Pose], turns: int, faces: bool, min_deg: float = 5.0):
-    """(H, 3, 3) rotations: each pool rotation turned about its up axis, on every face."""
-    angles = 2 * np.pi * np.arange(turns) / max(turns, 1)
-    yaws = _yaw(angles)
-    face_set = list(_FACES.values()) if faces else [_FACES["+y"]]
-    out = []
-    for pose in pool:
-        for Q in face_set:
-            out.append(pose.R @ yaws @ Q)
-    rotations = np.concatenate(out)
-    keep = _distinct(rotations, np.arange(len(rotations)), len(rotations), min_deg)
-    return rotations[keep]
-
-
 class _Object:
     """One object's search state: its render mesh, samples, points and crops."""
 
@@ -198,20 +143,6 @@ class _Object:
         self.samples, self.normals = samples, normals
         self.centroid = points.mean(0)
         self.ray = self.centroid / max(np.linalg.norm(self.centroid), 1e-9)
-
-
-def render_mesh(mesh, max_faces: int):
-    """(vertices, faces) for scoring: ``mesh`` decimated to <= ``max_faces`` faces when the
-    decimation library is installed, else as is."""
-    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    if len(faces) > max_faces:
-        try:
-            small = mesh.simplify_quadric_decimation(face_count=max_faces)
-            if len(small.faces) > 0:
-                vertices, faces = np.asarray(small.vertices), np.asarray(small.faces)
-        except (ImportError, ValueError, AttributeError, TypeError):
-            pass
-    return vertices, faces
 
 
 def mesh_problem(mesh) -> str | None:
@@ -510,7 +441,7 @@ class RenderCompareRefiner:
         starts = list(pool)
         if self._plane is not None and st.plane_up != "none":
             # the same poses tilted so that their up axis is the support plane's normal
-            aligned = [Pose(_align_up(p.R, self._plane.normal), p.t, p.s) for p in pool]
+            aligned = [Pose(align_up(p.R, self._plane.normal), p.t, p.s) for p in pool]
             starts = aligned if st.plane_up == "only" else starts + aligned
         R = rotation_hypotheses(starts, st.turns, st.faces, st.dedupe_deg)
         n_hyp = len(R)
@@ -525,7 +456,7 @@ class RenderCompareRefiner:
         t, sc, n = self._evaluate(renderer, obj.crop_coarse, R, t, s)
         renders += n
         order = np.argsort(sc["score"], kind="stable")
-        top = _distinct(R, order, st.keep, st.distinct_deg)
+        top = distinct(R, order, st.keep, st.distinct_deg)
         renderer.set_mesh(*obj.render_mesh)  # full detail from here on
         # 2. sizes for the best distinct rotations
         factors = np.asarray(st.sizes)
@@ -540,7 +471,7 @@ class RenderCompareRefiner:
         t2, sc2, n = self._evaluate(renderer, obj.crop_fine, R2, t2, s2, shift=not st.size_icp)
         renders += n
         order2 = np.argsort(sc2["score"], kind="stable")
-        chosen = _distinct(R2, order2, st.local, st.distinct_deg)
+        chosen = distinct(R2, order2, st.local, st.distinct_deg)
         # 3. ICP with scale against the observed points, on the rendered visible surface
         cand_R, cand_t, cand_s = R2[chosen].copy(), t2[chosen].copy(), s2[chosen].copy()
         cand_score = sc2["score"][chosen].copy()
@@ -562,7 +493,7 @@ class RenderCompareRefiner:
             )
             sig_t = st.translation_step[0] * (st.translation_step[1] / st.translation_step[0]) ** f
             sig_s = st.size_step[0] * (st.size_step[1] / st.size_step[0]) ** f
-            dR = _rotvec_matrices(rng.normal(0.0, sig_r, (H * P, 3)))
+            dR = rotvec_matrices(rng.normal(0.0, sig_r, (H * P, 3)))
             new_R = dR @ np.repeat(cand_R, P, axis=0)
             new_s = np.repeat(cand_s, P) * np.exp(rng.normal(0.0, sig_s, H * P))
             new_t = np.repeat(cand_t, P, axis=0) + rng.normal(0.0, 1.0, (H * P, 3)) * (
@@ -600,16 +531,16 @@ class RenderCompareRefiner:
         final = self._score(z, cand_R, cand_t, cand_s, obj.crop_fine)
         renders += len(cand_R)
         best = int(np.argmin(final["score"]))
-        pose = _orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])
+        pose = orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])
         # alternatives: the other local results and the size stage's best distinct rotations
         alt = [
-            {"pose": _orthonormal_pose(cand_R[h], cand_t[h], cand_s[h]),
+            {"pose": orthonormal_pose(cand_R[h], cand_t[h], cand_s[h]),
              "score": float(final["score"][h])}
             for h in range(H) if h != best
         ]  # fmt: skip
         for i in order2[: 4 * st.local]:
             alt.append(
-                {"pose": _orthonormal_pose(R2[i], t2[i], s2[i]), "score": float(sc2["score"][i])}
+                {"pose": orthonormal_pose(R2[i], t2[i], s2[i]), "score": float(sc2["score"][i])}
             )
         alt.sort(key=lambda a: a["score"])
         conf = confidence(float(final["score"][best]), pose, alt, obj.samples)
@@ -653,50 +584,5 @@ def _weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.
     return M
 
 
-def _align_up(R: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """``R`` turned by the smallest rotation that takes the box axis nearest to the plane
-    normal (any of the six) onto the normal."""
-    axes = R.T @ normal  # the normal in canonical coordinates
-    i = int(np.argmax(np.abs(axes)))
-    current = R[:, i] * np.sign(axes[i])
-    axis = np.cross(current, normal)
-    sin, cos = np.linalg.norm(axis), float(np.clip(current @ normal, -1.0, 1.0))
-    if sin < 1e-9:
-        return R.copy()
-    return _rotvec_matrices((axis / sin * np.arctan2(sin, cos))[None])[0] @ R
-
-
 def _finite(pose: Pose) -> bool:
     return bool(np.isfinite(pose.R).all() and np.isfinite(pose.t).all() and np.isfinite(pose.s))
-
-
-def _orthonormal_pose(R, t, s) -> Pose:
-    u, _, vt = np.linalg.svd(R)
-    R = u @ vt
-    if np.linalg.det(R) < 0:
-        u[:, -1] *= -1
-        R = u @ vt
-    return Pose(R, t, float(s))
-
-
-def pose_distance(a: Pose, b: Pose, samples: np.ndarray) -> float:
-    """Symmetric mean closest-point distance between the two placed surfaces, in units of
-    ``a``'s size (symmetric objects turned onto themselves are at distance ~0)."""
-    from scipy.spatial import cKDTree
-
-    pa, pb = a.apply(samples), b.apply(samples)
-    d1, _ = cKDTree(pb).query(pa)
-    d2, _ = cKDTree(pa).query(pb)
-    return float((d1.mean() + d2.mean()) / 2 / a.s)
-
-
-def confidence(score: float, pose: Pose, alternatives: list, samples: np.ndarray) -> float:
-    """In [0, 1]: high when the best pose explains the observation well (low score) and no
-    clearly different pose scores nearly as well (a margin over the best distinct rival)."""
-    rival = min(
-        (a["score"] for a in alternatives if pose_distance(pose, a["pose"], samples) > 0.05),
-        default=score + 1.0,
-    )
-    margin = max(rival - score, 0.0)
-    fit = np.exp(-max(score, 0.0) / 0.25)
-    return float(np.clip(fit * (1.0 - np.exp(-margin / 0.05)), 0.0, 1.0))

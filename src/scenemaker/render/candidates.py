@@ -192,3 +192,17 @@ class CandidateRenderer:
                 self._release_mesh()
             self._ctx.release()
             self._ctx = None
+
+
+def render_mesh(mesh, max_faces: int):
+    """(vertices, faces) for scoring: ``mesh`` decimated to <= ``max_faces`` faces when the
+    decimation library is installed, else as is."""
+    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(faces) > max_faces:
+        try:
+            small = mesh.simplify_quadric_decimation(face_count=max_faces)
+            if len(small.faces) > 0:
+                vertices, faces = np.asarray(small.vertices), np.asarray(small.faces)
+        except (ImportError, ValueError, AttributeError, TypeError):
+            pass
+    return vertices, faces

@@ -430,3 +430,21 @@ def test_pose_samples_setting_is_checked(frame, tmp_path, capsys):
                  "--pose-samples", "0", "--quiet"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "samples must be >= 1" in err[0]
+
+
+def test_from_stage_refine_with_a_damaged_pool_is_one_clear_error(frame, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
+        frame["image"], out, extra=_extra(frame)
+    )
+    saved = json.loads((out / "pose" / "poses.json").read_text())
+    saved["hypotheses"][0][0]["R"] = "not a matrix"
+    (out / "pose" / "poses.json").write_text(json.dumps(saved))
+    with pytest.raises(InputError, match="poses.json: not a saved poses file"):
+        SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
+            frame["image"], out, from_stage="refine"
+        )
+    assert not (out / "scene.json").exists() and not (out / "scene.glb").exists()
+    shutil.rmtree(out)

@@ -261,3 +261,13 @@ assert not any(m.startswith("scenemaker.synth") for m in sys.modules), "synth wa
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "bad, word",
+    [(dict(turns=0), "turns"), (dict(steps=-1), "steps"), (dict(sizes=()), "sizes"),
+     (dict(sizes=(1.0, -2.0)), "sizes"), (dict(tile=4), "tiles"), (dict(plane_up="up"), "plane_up")],
+)  # fmt: skip
+def test_bad_settings_are_refused_by_name(bad, word):
+    with pytest.raises(ValueError, match=word):
+        RenderCompareSettings(**bad)

@@ -550,12 +550,19 @@ class SceneMakerPipeline:
     def _load_poses(path: Path):
         if not path.is_file():
             raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
-        d = json.loads(path.read_text())
-        poses = [None if p is None else Pose.from_dict(p) for p in d["poses"]]
-        hypotheses = d.get("hypotheses")
-        if hypotheses is not None:
-            hypotheses = [[Pose.from_dict(p) for p in pool] for pool in hypotheses]
-        return poses, {int(k): v for k, v in d["skipped"].items()}, hypotheses
+        try:
+            d = json.loads(path.read_text())
+            poses = [None if p is None else Pose.from_dict(p) for p in d["poses"]]
+            hypotheses = d.get("hypotheses")
+            if hypotheses is not None:
+                hypotheses = [[Pose.from_dict(p) for p in pool] for pool in hypotheses]
+            skipped = {int(k): v for k, v in d["skipped"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(
+                f"{path}: not a saved poses file ({type(exc).__name__}: {exc}); "
+                "rerun the earlier stages"
+            ) from None
+        return poses, skipped, hypotheses
 
     @classmethod
     def _load_refined(cls, path: Path):

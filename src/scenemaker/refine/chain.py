@@ -19,10 +19,6 @@ class ProposeVerifyEstimator:
         self.pose, self.refiner, self.name = pose, refiner, name
         self.last_details: list = []
 
-    @property
-    def seed(self) -> int:
-        return getattr(self.pose, "seed", 0)
-
     def estimate(self, observation, meshes) -> PoseResult:
         start = time.perf_counter()
         proposed = self.pose.estimate(observation, meshes)

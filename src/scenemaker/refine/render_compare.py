@@ -99,6 +99,22 @@ class RenderCompareSettings:
         if isinstance(self.score, dict):
             self.score = ScoreSettings(**self.score)
         self.sizes = tuple(float(f) for f in self.sizes)
+        for name in ("turns", "keep", "local", "perturbations", "max_faces"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"render refiner: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "icp_iterations", "coarse_icp", "size_icp", "place_rounds"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"render refiner: {name} must be >= 0, got {getattr(self, name)}")
+        if not 8 <= self.coarse_tile <= 256 or not 8 <= self.tile <= 256:
+            raise ValueError(
+                f"render refiner: tiles must be 8..256 px, got {self.coarse_tile}, {self.tile}"
+            )
+        if not self.sizes or not all(np.isfinite(f) and f > 0 for f in self.sizes):
+            raise ValueError(f"render refiner: sizes must be positive factors, got {self.sizes}")
+        if self.plane_up not in ("none", "only", "both"):
+            raise ValueError(
+                f"render refiner: plane_up is none | only | both, got {self.plane_up!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,10 +153,11 @@ class ObjectRefinement:
 class _Object:
     """One object's search state: its render mesh, samples, points and crops."""
 
-    def __init__(self, mesh, points, crop_coarse, crop_fine, samples, normals):
+    def __init__(self, mesh, points, crop_coarse, crop_fine, samples, render_mesh):
         self.mesh, self.points = mesh, points
         self.crop_coarse, self.crop_fine = crop_coarse, crop_fine
-        self.samples, self.normals = samples, normals
+        self.samples = samples  # (M, 3) canonical surface samples
+        self.render_mesh = render_mesh  # (vertices, faces) decimated for scoring
         self.centroid = points.mean(0)
         self.ray = self.centroid / max(np.linalg.norm(self.centroid), 1e-9)
 
@@ -233,15 +250,14 @@ class RenderCompareRefiner:
             fine = crop_observation(depth, observation.K, mask, other, max_tile=st.tile)
             from ..geometry.sampling import sample_surface
 
-            samples, normals = sample_surface(mesh, 256, seed=st.seed + k)
+            samples, _ = sample_surface(mesh, 256, seed=st.seed + k)
             vertices, faces = render_mesh(mesh, st.max_faces)
             renderer = self._get_renderer()
             if st.coarse_faces and len(faces) > st.coarse_faces:
                 renderer.set_mesh(*render_mesh(mesh, st.coarse_faces))  # the rotation stage
             else:
                 renderer.set_mesh(vertices, faces)
-            obj = _Object(mesh, pts, coarse, fine, samples, normals)
-            obj.render_mesh = (vertices, faces)
+            obj = _Object(mesh, pts, coarse, fine, samples, (vertices, faces))
             self._obj = obj
             try:
                 results.append(self._search(obj, pool, renderer, k))

@@ -161,11 +161,9 @@ def depth_shift(rendered: np.ndarray, crop: CropObservation) -> np.ndarray:
     to move it along the viewing ray (0 where they do not overlap)."""
     D = crop.depth[None]
     measured = (rendered > 0) & crop.own[None] & (D > 0)
-    diff = np.where(measured, D - rendered, np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            shift = np.nanmedian(diff.reshape(len(rendered), -1), axis=1)
-    return np.nan_to_num(shift, nan=0.0)
+    diff = np.where(measured, D - rendered, np.nan).reshape(len(rendered), -1)
+    overlap = measured.reshape(len(rendered), -1).any(1)
+    shift = np.zeros(len(rendered))
+    if overlap.any():
+        shift[overlap] = np.nanmedian(diff[overlap], axis=1)
+    return shift

@@ -224,7 +224,7 @@ def evaluate_scenes(
                 warnings.simplefilter("ignore")
                 result = method.estimate(observation, meshes)
             seconds = time.perf_counter() - start
-            details = getattr(method, "last_details", None) or []
+            confidences = result.confidences or []
             keep = [j for j in evaluable if result.poses[j] is not None]
             failed = len(evaluable) - len(keep)
             if len(keep) == 0:
@@ -254,7 +254,7 @@ def evaluate_scenes(
                         "trans_err": float(np.linalg.norm(p.t - g.t) / diagonal),
                         "size_err": float(abs(p.s / g.s - 1.0)),
                         "size_err_m": float(abs(p.s - g.s)),
-                        "confidence": details[j].confidence if j < len(details) else None,
+                        "confidence": confidences[j] if j < len(confidences) else None,
                         "visible_fraction": float(
                             stats[objects[j].instance_id]["visible_fraction"]
                         ),

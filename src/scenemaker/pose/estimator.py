@@ -53,6 +53,8 @@ class PoseResult:
     hypotheses: list[list[Pose]] | None = None
     """Per object, every pose the estimator proposes (a generative model's samples; the
     first is ``poses[k]``), for a refiner to verify; None when it proposes one."""
+    confidences: list[float | None] | None = None
+    """Per object, a confidence in [0, 1] where the method computes one."""
 
 
 class PoseEstimator(Protocol):

@@ -17,7 +17,6 @@ class ProposeVerifyEstimator:
 
     def __init__(self, pose, refiner, name: str = "default"):
         self.pose, self.refiner, self.name = pose, refiner, name
-        self.last_details: list = []
 
     def estimate(self, observation, meshes) -> PoseResult:
         start = time.perf_counter()
@@ -25,6 +24,7 @@ class ProposeVerifyEstimator:
         details = self.refiner.refine_detailed(
             proposed.poses, meshes, observation, proposed.hypotheses
         )
-        self.last_details = details
-        poses = [d.pose for d in details]
-        return PoseResult(poses, proposed.skipped, time.perf_counter() - start, proposed.hypotheses)
+        return PoseResult(
+            [d.pose for d in details], proposed.skipped, time.perf_counter() - start,
+            proposed.hypotheses, [d.confidence for d in details],
+        )  # fmt: skip

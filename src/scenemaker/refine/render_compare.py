@@ -186,7 +186,8 @@ class RenderCompareRefiner:
         self._renderer = None
         self.trace: list | None = None  # set to [] to keep each object's stages (diagnostics)
 
-    # the Refiner protocol: poses in, poses out
+    # the Refiner protocol: poses in, poses out (``points`` is not used: the observed points
+    # are taken from the observation, the same way for run and eval)
     def refine(self, poses, meshes, points, observation=None, hypotheses=None) -> list:
         return [r.pose for r in self.refine_detailed(poses, meshes, observation, hypotheses)]
 

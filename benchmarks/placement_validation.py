@@ -1,0 +1,94 @@
+"""Validation runs that chose the render-and-compare settings (never the test scenes).
+
+Each call evaluates the default chain with some settings changed on the validation splits
+(seed 0: 16 procedural, 12 pybullet, 12 any-face/stacked scenes) and appends one line to
+``benchmarks/placement/validation.jsonl``; docs/MODELS.md tabulates them.
+
+    python benchmarks/placement_validation.py '{"samples": 8, "keep": 10}'
+    python benchmarks/placement_validation.py '{"samples": 8}' --consistency   # on vs off
+
+Validation scenes (generated if missing):
+    scenemaker data generate --out data/procedural_val --objects procedural --split val --scenes 40
+    scenemaker data generate --out data/pybullet_val --objects pybullet --split val --scenes 40
+    scenemaker data generate --out data/procedural_val_anyface --objects procedural --split val \\
+        --scenes 20 --any-face 0.5 --stack 0.4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scenemaker.eval.pose_benchmark import evaluate_scenes, summarize
+from scenemaker.pose.estimator import DiTPoseEstimator
+from scenemaker.refine.chain import ProposeVerifyEstimator
+from scenemaker.refine.render_compare import RenderCompareRefiner, RenderCompareSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = {  # folder: (source, scenes generated, scenes used, extra generate flags)
+    "procedural_val": ("procedural", 40, 16, ()),
+    "pybullet_val": ("pybullet", 40, 12, ()),
+    "procedural_val_anyface": ("procedural", 20, 12, ("--any-face", "0.5", "--stack", "0.4")),
+}
+
+
+def ensure(name: str) -> Path:
+    source, scenes, _, extra = SETS[name]
+    out = ROOT / "data" / name
+    if not (out / "manifest.json").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "scenemaker.cli", "data", "generate", "--out", str(out),
+             "--objects", source, "--split", "val", "--scenes", str(scenes), "--seed", "0",
+             *extra, "--quiet"],
+            check=True,
+        )  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("settings", nargs="?", default="{}", help="JSON: RenderCompareSettings "
+                        "fields, plus 'samples' (pose model samples)")  # fmt: skip
+    parser.add_argument("--consistency", action="store_true", help="compare it on vs off")
+    args = parser.parse_args()
+    try:
+        settings = json.loads(args.settings)
+        samples = int(settings.pop("samples", 8))
+        variants = [False, True] if args.consistency else [None]
+        methods = {}
+        dit = DiTPoseEstimator(samples=samples)
+        for c in variants:
+            extra = {} if c is None else {"consistency": c}
+            refiner = RenderCompareRefiner(RenderCompareSettings(**settings, **extra))
+            methods["default" if c is None else f"consistency={c}"] = ProposeVerifyEstimator(
+                dit, refiner
+            )
+    except (ValueError, TypeError) as exc:
+        parser.error(f"settings {args.settings!r}: {exc}")
+    line = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+            "settings": {**settings, "samples": samples}, "results": {}}  # fmt: skip
+    for name, (_, _, used, _) in SETS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            records = evaluate_scenes(
+                [ensure(name)], methods, max_scenes=used, progress=False,
+                physics=args.consistency,
+            )  # fmt: skip
+        for method, s in summarize(records).items():
+            keys = ("iou_b", "add_s", "size_err", "seconds_per_scene", "confidence_auroc",
+                    "interpenetration", "contact_gap")  # fmt: skip
+            line["results"].setdefault(method, {})[name] = {k: s.get(k) for k in keys}
+    out = ROOT / "benchmarks" / "placement" / "validation.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    print(json.dumps(line, indent=1))
+
+
+if __name__ == "__main__":
+    main()

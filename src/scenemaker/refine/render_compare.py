@@ -89,6 +89,11 @@ class RenderCompareSettings:
     coarse_faces: int = 800
     """Faces of the (further decimated) mesh of the rotation stage."""
     """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
+    dense_iterations: int = 6
+    """Rounds of dense point-to-plane alignment (every pixel of the crop) of the refined
+    hypotheses, before and after the local search (0: none)."""
+    dense_scale: bool = True
+    """Let the dense alignment change the size too."""
     min_points: int = 8
     """Objects with fewer observed points keep their given pose."""
     distinct_deg: float = 20.0
@@ -102,7 +107,14 @@ class RenderCompareSettings:
         for name in ("turns", "keep", "local", "perturbations", "max_faces"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"render refiner: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("steps", "icp_iterations", "coarse_icp", "size_icp", "place_rounds"):
+        for name in (
+            "steps",
+            "icp_iterations",
+            "coarse_icp",
+            "size_icp",
+            "place_rounds",
+            "dense_iterations",
+        ):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"render refiner: {name} must be >= 0, got {getattr(self, name)}")
         if not 8 <= self.coarse_tile <= 256 or not 8 <= self.tile <= 256:
@@ -160,6 +172,7 @@ class _Object:
         self.render_mesh = render_mesh  # (vertices, faces) decimated for scoring
         self.centroid = points.mean(0)
         self.ray = self.centroid / max(np.linalg.norm(self.centroid), 1e-9)
+        self.grid = None  # the fine crop's observed surface (alignment.surface_grid), lazily
 
 
 def mesh_problem(mesh) -> str | None:
@@ -446,6 +459,39 @@ class RenderCompareRefiner:
             s[good] = s[good] * scale[good]
         return R, t, s, renders
 
+    def _dense(self, obj: _Object, renderer, R, t, s, score) -> int:
+        """Dense point-to-plane alignment of candidates (R, t, s, score: updated in place where
+        the score improves). Returns the renders spent."""
+        from ..render.candidates import pose_matrices
+        from .alignment import point_to_plane_step, surface_grid
+
+        st = self.settings
+        if st.dense_iterations == 0:
+            return 0
+        crop = obj.crop_fine
+        if obj.grid is None:
+            obj.grid = surface_grid(crop)
+        nR, nt, ns = R.copy(), t.copy(), s.copy()
+        renders = 0
+        for _ in range(st.dense_iterations):
+            z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
+            renders += len(nR)
+            cap = st.score.cap_size * ns + st.score.tolerance
+            nR, nt, ns, moved = point_to_plane_step(z, obj.grid, nR, nt, ns, cap, st.dense_scale)
+            if not moved.any():
+                break
+        z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
+        renders += len(nR)
+        new = self._score(z, nR, nt, ns, crop)["score"]
+        better = new < score
+        R[better], t[better], s[better], score[better] = (
+            nR[better],
+            nt[better],
+            ns[better],
+            new[better],
+        )
+        return renders
+
     def _search(self, obj: _Object, pool: list[Pose], renderer, k: int) -> ObjectRefinement:
         from ..render.candidates import pose_matrices
 
@@ -501,6 +547,7 @@ class RenderCompareRefiner:
         better = sc3["score"] < cand_score
         cand_R[better], cand_t[better], cand_s[better] = icp_R[better], icp_t[better], icp_s[better]
         cand_score[better] = sc3["score"][better]
+        renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # 4. local search: perturb rotation, translation and size, keep improvements
         H, P = len(chosen), st.perturbations
         for step in range(st.steps):
@@ -540,6 +587,7 @@ class RenderCompareRefiner:
                 if sc4[best] < cand_score[h]:
                     cand_R[h], cand_t[h], cand_s[h] = new_R[best], new_t[best], new_s[best]
                     cand_score[h] = sc4[best]
+        renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # final scores of the local results, at the fine resolution
         z = renderer.render(
             obj.crop_fine.K, pose_matrices(cand_R, cand_t, cand_s),

@@ -168,8 +168,14 @@ def build_backend(kind: str, config):
         return cls()
     if kind == "pose":
         if name == "dit":
+            from .perception._hf import resolve_device
+
+            try:
+                device = resolve_device(config.device)
+            except ValueError as exc:
+                raise InputError(f"--device: {exc}") from None
             return cls(config.pose_weights, steps=config.pose_steps, guidance=config.guidance,
-                       seed=config.seed, samples=config.pose_samples)  # fmt: skip
+                       seed=config.seed, samples=config.pose_samples, device=device)  # fmt: skip
         if name == "initial":
             return cls()
         return cls(seed=config.seed)

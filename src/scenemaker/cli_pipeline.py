@@ -133,6 +133,7 @@ def cmd_run(args) -> int:
     from .pipeline import SceneMakerPipeline
 
     config = _config(args)
+    config.validate()  # before any image: one line naming the option
     if not args.input.exists():
         raise InputError(f"{args.input}: no such image or folder")
     if args.input.is_file():
@@ -149,17 +150,17 @@ def cmd_run(args) -> int:
     failures, done, skipped = {}, 0, 0
     for image in tqdm(images, desc="images", unit="image", disable=args.quiet):
         out = args.out / image.stem
-        done_before = (out / "scene.json").is_file() and (out / "report.json").is_file()
-        if done_before and args.from_stage == "perception":
-            skipped += 1  # finished in an earlier run
-            continue
         try:
             cfg = replace(
                 config,
                 masks=_per_image(config.masks, image.stem, "--masks"),
                 depth_file=_per_image(config.depth_file, image.stem, "--depth-file"),
             )
-            SceneMakerPipeline(cfg, progress=False).run(image, out, from_stage=args.from_stage)
+            pipeline = SceneMakerPipeline(cfg, progress=False)
+            if args.from_stage == "perception" and pipeline.is_finished(image, out):
+                skipped += 1  # finished in an earlier run with these settings and files
+                continue
+            pipeline.run(image, out, from_stage=args.from_stage)
             done += 1
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             failures[image.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -40,6 +40,7 @@ from .errors import BackendError, InputError
 from .io_utils import atomic_write_bytes, atomic_write_json
 from .scene import Camera, ObjectInstance, Pose, Scene
 
+DTYPES = ("float32", "bfloat16", "float16")
 STAGES = ("perception", "deocclusion", "object3d", "pose", "refine", "export")
 CV_TO_GL3 = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes <-> OpenGL camera axes
 PIPELINE_SCHEMA = "scenemaker.pipeline/1"
@@ -98,6 +99,45 @@ class PipelineConfig:
 
     def to_dict(self) -> dict:
         return {"schema": PIPELINE_SCHEMA, **asdict(self)}
+
+    def validate(self) -> None:
+        """One-line InputError naming the option for a value no stage can use (checked before
+        any stage runs)."""
+        import math
+        import re
+
+        def bad(option, value, expected):
+            raise InputError(f"--{option} {value!r}: expected {expected}")
+
+        if self.dtype is not None and self.dtype not in DTYPES:
+            bad("dtype", self.dtype, " | ".join(DTYPES))
+        if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", str(self.device)):
+            bad("device", self.device, "cpu | cuda | cuda:N | mps | auto")
+        finite_positive = {
+            "depth-scale": self.depth_scale,
+            "external-timeout": self.external_timeout,
+        }
+        for option, value in finite_positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                bad(option, value, "a finite number > 0")
+        if not (
+            isinstance(self.invalid_depth, (int, float)) and not math.isnan(self.invalid_depth)
+        ):
+            bad("invalid-depth", self.invalid_depth, "a number")
+        if self.guidance is not None and not (
+            math.isfinite(self.guidance) and 0 <= self.guidance <= 100
+        ):
+            bad("guidance", self.guidance, "a finite number in 0..100")
+        if self.fov is not None and not (math.isfinite(self.fov) and 0 < self.fov < 180):
+            bad("fov", self.fov, "degrees in (0, 180)")
+        if self.pose_steps is not None and not 1 <= self.pose_steps <= 1000:
+            bad("steps", self.pose_steps, "an integer in 1..1000")
+        if not 1 <= self.pose_samples <= 256:
+            bad("pose-samples", self.pose_samples, "an integer in 1..256")
+        if not 64 <= self.max_side <= 16384:
+            bad("max-side", self.max_side, "pixels in 64..16384")
+        if not 0 <= self.seed < 2**32:
+            bad("seed", self.seed, "an integer in 0..2^32-1")
 
     @classmethod
     def from_dict(cls, d: dict) -> PipelineConfig:
@@ -193,6 +233,17 @@ class SceneMakerPipeline:
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: output path is a file, expected a folder")
         start = STAGES.index(from_stage)
+        self.config.validate()
+        from .stage_records import StageRecords, fingerprints, image_identity
+
+        records = StageRecords.load(out, strict=start > 0)
+        if start > 0 and image is None:  # the saved image stands
+            digest = records.stages.get("perception", {}).get("image")
+        else:
+            digest = image_identity(image)
+        expected = fingerprints(self.config, digest)
+        if start > 0:  # the saved stages must be what this run would have made
+            records.check_reusable(from_stage, expected, STAGES)
         refiner = self.backend("refiner")
         if hasattr(refiner, "check"):  # e.g. no OpenGL: say so before any work is done
             refiner.check()
@@ -201,9 +252,13 @@ class SceneMakerPipeline:
         earlier = None
         if start > 0 and (out / "config.json").is_file():
             earlier = json.loads((out / "config.json").read_text())
-            earlier.pop("earlier_stages", None)
+            if isinstance(earlier, dict):
+                earlier.pop("earlier_stages", None)
         for stale in ("scene.glb", "scene.json", "scene.usda", "report.json"):
             (out / stale).unlink(missing_ok=True)  # never leave a result of older settings
+        # what the previous run recorded for the stages about to run goes (nothing else)
+        records.forget(STAGES[start:])
+        records.save()
         config = self.config.to_dict()
         if earlier is not None:  # the saved stages before from_stage came from these settings
             config["from_stage"] = from_stage
@@ -211,6 +266,7 @@ class SceneMakerPipeline:
         atomic_write_json(out / "config.json", config)
 
         t0 = time.perf_counter()
+        before = _snapshot(out)
         if start == 0:
             rgb, notes = self._load_image(image)
             timer.notes += notes
@@ -219,6 +275,7 @@ class SceneMakerPipeline:
             rgb = _read_png(out / "input" / "image.png")[..., :3]
 
         def stage(name, fn, loader):
+            nonlocal before
             if STAGES.index(name) < start:
                 return loader()
             t = time.perf_counter()
@@ -228,6 +285,10 @@ class SceneMakerPipeline:
             timer.seconds[name] = round(time.perf_counter() - t, 3)
             timer.peak_rss_mb[name] = _peak_rss_mb()
             self._log(f"  {name}: {timer.seconds[name]:.2f} s")
+            after = _snapshot(out)
+            written = [p for p, key in after.items() if before.get(p) != key]
+            records.finished(name, expected, written)
+            before = _snapshot(out)
             return result
 
         masks, labels, scores, depth, K = stage(
@@ -279,6 +340,17 @@ class SceneMakerPipeline:
         }
         atomic_write_json(out / "report.json", report)
         return report
+
+    def is_finished(self, image, out: str | Path) -> bool:
+        """Whether ``out`` holds a finished run of ``image`` with exactly these settings and
+        input files (a batch skips it)."""
+        from .stage_records import StageRecords, fingerprints, image_identity
+
+        out = Path(out)
+        if not ((out / "scene.json").is_file() and (out / "report.json").is_file()):
+            return False
+        records = StageRecords.load(out, strict=False)
+        return records.is_current(fingerprints(self.config, image_identity(image)))
 
     # ------------------------------------------------------------------ stages
     def _load_image(self, image) -> tuple[np.ndarray, list[str]]:
@@ -586,6 +658,21 @@ class SceneMakerPipeline:
             export_usd(scene, out / "scene.usda")
         scene.export_glb(out / "scene.glb")
         scene.save_json(out / "scene.json")  # last: with report.json, marks a finished run
+
+
+def _snapshot(out: Path) -> dict:
+    """{path: (inode, mtime_ns, size)} of the files under ``out`` (but the run's own records):
+    files written by a stage (always a fresh file renamed into place) differ afterwards."""
+    from .stage_records import RECORDS_FILE
+
+    skip = {out / RECORDS_FILE, out / "config.json"}
+    found = {}
+    for path in out.rglob("*"):
+        if path in skip or path.name.endswith(".tmp") or not path.is_file():
+            continue
+        st = path.stat()
+        found[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return found
 
 
 def _occluders(masks: list, k: int, depth: np.ndarray) -> np.ndarray:

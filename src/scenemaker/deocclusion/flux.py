@@ -90,6 +90,10 @@ class FluxKontextDeoccluder:
         self.model = str(model) if model else DEFAULT_MODEL
         self.lora = str(lora) if lora else None
         self.device = str(device)
+        if self.device.strip().lower() == "auto":  # the GPU torch sees, else the CPU
+            from ..perception._hf import resolve_device
+
+            self.device = resolve_device("auto")
         if dtype is None:
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         if not re.fullmatch(r"(cpu|cuda|xpu)(:\d+)?|mps", self.device):

@@ -187,8 +187,43 @@ def _read_png(path: Path) -> np.ndarray:
 
     if not path.is_file():
         raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
-    with Image.open(path) as im:
+    with _reading(path), Image.open(path) as im:
         return np.asarray(im)
+
+
+class _reading:
+    """Turns any failure to read a saved stage output into one line naming the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        if not self.path.is_file():
+            raise InputError(
+                f"{self.path}: saved stage output not found (run the earlier stages first)"
+            )
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, InputError):
+            return False
+        if isinstance(exc, (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError,
+                            EOFError, AssertionError)):  # fmt: skip
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(
+                f"{self.path}: damaged saved stage output ({why}); rerun from an earlier stage"
+            ) from None
+        return False
+
+
+def _read_json(path: Path, schema: str | None = None):
+    with _reading(path):
+        payload = json.loads(path.read_text())
+        if not isinstance(payload, dict):
+            raise ValueError(f"expected a JSON object, found {type(payload).__name__}")
+        if schema is not None and payload.get("schema") != schema:
+            raise ValueError(f"expected schema {schema!r}, found {payload.get('schema')!r}")
+        return payload
 
 
 class SceneMakerPipeline:
@@ -274,10 +309,17 @@ class SceneMakerPipeline:
         else:
             rgb = _read_png(out / "input" / "image.png")[..., :3]
 
-        def stage(name, fn, loader):
+        def stage(name, fn, loader, saved=None, count=None):
             nonlocal before
             if STAGES.index(name) < start:
-                return loader()
+                result = loader()
+                n = None if count is None else len(count(result))
+                if n is not None and n != len(masks):
+                    raise InputError(
+                        f"{out / saved}: damaged saved stage output ({n} entries for "
+                        f"{len(masks)} objects); rerun from an earlier stage"
+                    )
+                return result
             t = time.perf_counter()
             self._log(f"[bold]{name}[/bold] ...")
             _reset_peak_rss()
@@ -308,11 +350,15 @@ class SceneMakerPipeline:
             "object3d",
             lambda: self._object3d(amodal, masks, labels, points, K, out, extra, timer),
             lambda: self._load_object3d(out),
+            "object3d/objects.json",
+            lambda r: r,
         )
         poses, skipped, hypotheses = stage(
             "pose",
             lambda: self._pose(rgb, depth, K, masks, meshes, out, timer),
             lambda: self._load_poses(out / "pose" / "poses.json"),
+            "pose/poses.json",
+            lambda r: r[0],
         )
         poses, confidences = stage(
             "refine",
@@ -320,6 +366,8 @@ class SceneMakerPipeline:
                 poses, meshes, points, skipped, hypotheses, (depth, K, masks), out, timer
             ),
             lambda: self._load_refined(out / "refine" / "poses.json"),
+            "refine/poses.json",
+            lambda r: r[0],
         )
         stage(
             "export",
@@ -424,18 +472,37 @@ class SceneMakerPipeline:
 
     def _load_perception(self, out: Path):
         folder = out / "perception"
-        meta = json.loads((folder / "objects.json").read_text())
-        if not (folder / "masks.npy").is_file():
-            raise InputError(
-                f"{folder / 'masks.npy'}: saved stage output not found (run the earlier stages first)"
-            )
-        depth_shape = np.load(folder / "depth.npy", mmap_mode="r", allow_pickle=False).shape
-        packed = np.load(folder / "masks.npy", allow_pickle=False)
-        unpacked = np.unpackbits(packed, axis=-1, count=depth_shape[1]).astype(bool)
-        masks = [unpacked[k] for k in range(len(meta["labels"]))]
-        depth = np.load(folder / "depth.npy", allow_pickle=False)
-        K = np.asarray(json.loads((folder / "intrinsics.json").read_text())["K"])
-        return masks, meta["labels"], meta["scores"], depth, K
+        meta = _read_json(folder / "objects.json", "scenemaker.objects/1")
+        with _reading(folder / "objects.json"):
+            labels, scores = list(meta["labels"]), list(meta["scores"])
+            if len(labels) != len(scores) or not all(isinstance(x, str) for x in labels):
+                raise ValueError("expected as many string labels as scores")
+        with _reading(folder / "depth.npy"):
+            depth = np.load(folder / "depth.npy", allow_pickle=False)
+            if depth.ndim != 2 or depth.dtype.kind != "f":
+                raise ValueError(
+                    f"expected a 2-D float depth map, found {depth.dtype} {depth.shape}"
+                )
+        with _reading(folder / "masks.npy"):
+            packed = np.load(folder / "masks.npy", allow_pickle=False)
+            if (
+                packed.ndim != 3
+                or packed.dtype != np.uint8
+                or packed.shape[:2] != (len(labels), depth.shape[0])
+                or packed.shape[2] * 8 < depth.shape[1]
+            ):
+                raise ValueError(
+                    f"expected packed masks of {len(labels)} objects of {depth.shape[1]}x"
+                    f"{depth.shape[0]} px, found {packed.dtype} {packed.shape}"
+                )
+            unpacked = np.unpackbits(packed, axis=-1, count=depth.shape[1]).astype(bool)
+        masks = [unpacked[k] for k in range(len(labels))]
+        intrinsics = _read_json(folder / "intrinsics.json", "scenemaker.intrinsics/1")
+        with _reading(folder / "intrinsics.json"):
+            K = np.asarray(intrinsics["K"], dtype=np.float64)
+            if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+                raise ValueError("expected a 3x3 K with positive focal lengths")
+        return masks, labels, scores, depth, K
 
     def _deocclusion(self, rgb, masks, labels, depth, out: Path):
         from .deocclusion import make_crop
@@ -459,20 +526,26 @@ class SceneMakerPipeline:
         from .deocclusion import AmodalCrop, ObjectCrop
 
         folder = out / "deocclusion"
-        records = json.loads((folder / "crops.json").read_text())["crops"]
+        path = folder / "crops.json"
+        records = _read_json(path, "scenemaker.crops/1")
+        with _reading(path):
+            records = list(records["crops"])
+            if len(records) != len(masks):
+                raise ValueError(f"{len(records)} crops for {len(masks)} objects")
+            boxes = [tuple(int(v) for v in rec["box"]) for rec in records]
+            if any(len(b) != 4 for b in boxes):
+                raise ValueError("expected boxes of 4 integers")
         results = []
         for k, rec in enumerate(records):
             image = _read_png(folder / f"object_{k:02d}_input.png")[..., :3]
             visible = _read_png(folder / f"object_{k:02d}_visible.png") > 127
-            crop = ObjectCrop(image, visible, tuple(rec["box"]), rec["label"])
-            results.append(
-                AmodalCrop(
-                    _read_png(folder / f"object_{k:02d}_amodal.png")[..., :3],
-                    _read_png(folder / f"object_{k:02d}_mask.png") > 127,
-                    crop,
-                    rec["method"],
-                )
-            )
+            amodal = _read_png(folder / f"object_{k:02d}_amodal.png")[..., :3]
+            mask = _read_png(folder / f"object_{k:02d}_mask.png") > 127
+            with _reading(folder / f"object_{k:02d}_input.png"):
+                if not image.shape[:2] == visible.shape == amodal.shape[:2] == mask.shape[:2]:
+                    raise ValueError("the crop's images differ in size")
+            crop = ObjectCrop(image, visible, boxes[k], rec.get("label", labels[k]))
+            results.append(AmodalCrop(amodal, mask, crop, rec.get("method")))
         return results
 
     def _observed_points(self, depth, K, masks) -> list:
@@ -530,20 +603,26 @@ class SceneMakerPipeline:
         from .object3d import CanonicalMesh
 
         folder = out / "object3d"
-        records = json.loads((folder / "objects.json").read_text())["objects"]
+        path = folder / "objects.json"
+        records = _read_json(path, "scenemaker.meshes/1")
+        with _reading(path):
+            records = list(records["objects"])
+            if not all(isinstance(r, dict) for r in records):
+                raise ValueError("expected one object per entry")
         meshes = []
         for k, rec in enumerate(records):
             if "error" in rec:
                 meshes.append(None)
                 continue
-            mesh = trimesh.load(folder / f"object_{k:02d}.glb", force="mesh", process=False)
-            pose = rec["initial_pose"]
-            meshes.append(
-                CanonicalMesh(
-                    mesh, rec["source"], None if pose is None else Pose.from_dict(pose),
-                    rec["textured"],
-                )
-            )  # fmt: skip
+            glb = folder / f"object_{k:02d}.glb"
+            with _reading(glb):
+                mesh = trimesh.load(glb, force="mesh", process=False)
+                if len(getattr(mesh, "faces", ())) == 0:
+                    raise ValueError("no triangles")
+            with _reading(path):
+                pose = rec["initial_pose"]
+                pose = None if pose is None else Pose.from_dict(pose)
+                meshes.append(CanonicalMesh(mesh, rec["source"], pose, rec["textured"]))
         return meshes
 
     def _pose(self, rgb, depth, K, masks, meshes, out: Path, timer):
@@ -639,8 +718,11 @@ class SceneMakerPipeline:
     @classmethod
     def _load_refined(cls, path: Path):
         poses, _, _ = cls._load_poses(path)
-        d = json.loads(path.read_text())
-        return poses, d.get("confidence") or [None] * len(poses)
+        d = _read_json(path)
+        confidence = d.get("confidence") or [None] * len(poses)
+        if not isinstance(confidence, list) or len(confidence) != len(poses):
+            raise InputError(f"{path}: damaged saved stage output (confidences do not match poses)")
+        return poses, confidence
 
     def _export(self, out: Path, rgb, K, labels, scores, meshes, poses, skipped, confidences):
         scene = build_scene(

@@ -278,6 +278,11 @@ def _load_lora(pipe, lora: str, scale: float) -> None:
         raise _missing(lora, "LoRA")
     else:
         source, weight_name = lora, LORA_WEIGHT_NAME  # a hub id
+    local = Path(source) / weight_name
+    if local.is_file():  # a damaged or pickled file: one line naming it, nothing unpickled
+        from ..io_utils import check_safetensors
+
+        check_safetensors(local)
     try:
         pipe.load_lora_weights(source, weight_name=weight_name, adapter_name=LORA_ADAPTER)
     except _hub_errors() as error:

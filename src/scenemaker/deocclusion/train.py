@@ -42,7 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_write_json
+from ..io_utils import (
+    atomic_folder,
+    atomic_write_json,
+    load_safetensors,
+    load_trainer_state,
+    read_json,
+    recover_folder,
+)
 from ..training import append_jsonl, batch_indices, out_of_time
 from .flux import DEFAULT_MODEL, LORA_WEIGHT_NAME
 
@@ -478,22 +485,16 @@ def make_optimizer(params, config: DeocclusionTrainConfig):
 
 
 def save_checkpoint(folder: Path, lora_state: dict, optimizer, step: int) -> None:
-    """Write a checkpoint folder atomically (build beside it, then swap)."""
+    """Write a checkpoint folder atomically (a kill at any instant leaves the newest complete
+    checkpoint for ``recover_folder``)."""
     import torch
     from safetensors.torch import save_file
 
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in lora_state.items()}
-    save_file(state, str(tmp / LORA_STATE_FILE))
-    os.chmod(tmp / LORA_STATE_FILE, 0o644)  # safetensors writes owner-only files
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / STATE_FILE)
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_folder(folder) as tmp:
+        save_file(state, str(tmp / LORA_STATE_FILE))
+        os.chmod(tmp / LORA_STATE_FILE, 0o644)  # safetensors writes owner-only files
+        torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / STATE_FILE)
 
 
 def save_lora(out: Path, transformer, weight_dtype) -> Path:
@@ -599,7 +600,6 @@ def train_deocclusion_lora(
     import torch
     from accelerate import Accelerator
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
     config = config or PRESETS["paper"]
@@ -621,10 +621,16 @@ def train_deocclusion_lora(
         "pipeline": _source_name(pipeline, config),
         **config.to_dict(),
     }
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision
+    )
     checkpoint = out / "checkpoint"
+    if accelerator.is_main_process:
+        recover_folder(checkpoint)  # the newest complete checkpoint, had a save been killed
+    accelerator.wait_for_everyone()
     resuming = (checkpoint / STATE_FILE).is_file()
     if resuming:
-        saved = json.loads((out / "train_config.json").read_text())
+        saved = read_json(out / "train_config.json")
         if _resumable(saved) != _resumable(record):
             changed = sorted(k for k in record if saved.get(k) != record[k])
             raise ValueError(
@@ -632,9 +638,6 @@ def train_deocclusion_lora(
                 "use a new out folder"
             )
 
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision
-    )
     device = accelerator.device
     pipe = load_pipeline(pipeline, config)
     size_multiple = 2 * pipe.vae_scale_factor  # VAE downsampling, then 2x2 packing
@@ -661,13 +664,12 @@ def train_deocclusion_lora(
     step = 0
     if resuming:
         result = set_peft_model_state_dict(
-            transformer, load_file(str(checkpoint / LORA_STATE_FILE))
+            transformer, load_safetensors(checkpoint / LORA_STATE_FILE)
         )
         unexpected = getattr(result, "unexpected_keys", None) or []
         if unexpected:
             raise ValueError(f"{checkpoint}: LoRA state does not fit ({unexpected[0]} ...)")
-        state = torch.load(checkpoint / STATE_FILE, weights_only=True, map_location="cpu")
-        optimizer.load_state_dict(state["optimizer"])
+        state = load_trainer_state(checkpoint / STATE_FILE, optimizer)
         step = int(state["step"])
         accelerator.print(f"resuming from step {step}")
     if accelerator.is_main_process:  # on resume: records the latest max_steps etc.

@@ -288,15 +288,34 @@ def sample_poses(model, batch: dict, steps: int, guidance: float, generator=None
     return x
 
 
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # diffusers' name (save_pretrained)
+
+
 def load_pose_model(path: str | Path):
-    """Load PoseDiT weights (config.json + safetensors); a clear error on a mismatch."""
+    """Load PoseDiT weights (config.json + safetensors, never a pickle); a one-line error
+    naming the file that is missing, damaged or does not match the other."""
+    from ..errors import InputError, MissingWeightsError
+    from ..io_utils import check_safetensors, read_json
     from .model import PoseDiT
 
     path = Path(path)
+    config, weights = path / "config.json", path / WEIGHTS_FILE
+    if not config.is_file():
+        raise MissingWeightsError(
+            f"{config}: not found (PoseDiT weights: config.json + {WEIGHTS_FILE})"
+        )
+    settings = read_json(config)
+    if not isinstance(settings, dict):
+        raise InputError(
+            f"{config}: expected a JSON object of PoseDiT settings, found {type(settings).__name__}"
+        )
+    if not weights.is_file() and any(path.glob("*.bin")):
+        raise InputError(f"{path}: pickled .bin weights refused: expected {WEIGHTS_FILE}")
+    check_safetensors(weights)
     try:
-        return PoseDiT.from_pretrained(path, low_cpu_mem_usage=False)
+        return PoseDiT.from_pretrained(path, low_cpu_mem_usage=False, use_safetensors=True)
     except (ValueError, RuntimeError, OSError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
+        raise InputError(
             f"{path}: checkpoint does not match its config.json ({first[:200]})"
         ) from None

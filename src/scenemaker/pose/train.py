@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io_utils import atomic_write_json
+from ..io_utils import (
+    atomic_folder,
+    atomic_write_json,
+    load_trainer_state,
+    read_json,
+    recover_folder,
+)
 from ..training import append_jsonl, batch_indices, out_of_time
 from .config import TrainConfig
 from .data import PoseDataset, collate, decode_pose
@@ -96,16 +101,11 @@ def evaluate(model, dataset: PoseDataset, config: TrainConfig, device) -> dict:
 
 
 def save_checkpoint(folder: Path, model, optimizer, step: int, extra: dict) -> None:
-    """Write a checkpoint folder atomically (build beside it, then swap)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step, **extra}, tmp / STATE_FILE)
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    """Write a checkpoint folder atomically (a kill at any instant leaves the newest complete
+    checkpoint for ``recover_folder``)."""
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, **extra}, tmp / STATE_FILE)
 
 
 def train_pose(
@@ -119,6 +119,7 @@ def train_pose(
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
+    from .estimator import load_pose_model
     from .model import PoseDiT
 
     out = Path(out)
@@ -147,16 +148,18 @@ def train_pose(
     )
     step, best = 0, math.inf
     checkpoint = out / "checkpoint"
+    if accelerator.is_main_process:
+        recover_folder(checkpoint)  # the newest complete checkpoint, had a save been killed
+    accelerator.wait_for_everyone()
     if (checkpoint / STATE_FILE).is_file():
-        saved = json.loads((out / "train_config.json").read_text())
+        saved = read_json(out / "train_config.json")
         if saved != _jsonable(asdict(config)):
             raise ValueError(f"{out}: holds a run with other settings; use a new --out")
-        model = PoseDiT.from_pretrained(checkpoint, low_cpu_mem_usage=False)
+        model = load_pose_model(checkpoint)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
-        state = torch.load(checkpoint / STATE_FILE, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
+        state = load_trainer_state(checkpoint / STATE_FILE, optimizer)
         step, best = int(state["step"]), float(state.get("best", math.inf))
         accelerator.print(f"resuming from step {step}")
     elif accelerator.is_main_process:
@@ -213,7 +216,8 @@ def train_pose(
                 append_jsonl(log_path, {"step": step, **metrics})
                 if metrics["val_add_s"] < best:
                     best = metrics["val_add_s"]
-                    accelerator.unwrap_model(model).save_pretrained(out / "best")
+                    with atomic_folder(out / "best") as tmp:
+                        accelerator.unwrap_model(model).save_pretrained(tmp)
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 save_checkpoint(
                     checkpoint, accelerator.unwrap_model(model), optimizer, step, {"best": best}
@@ -287,16 +291,6 @@ def ship_weights(
                 f"{dest}: the shipped weights validate better (ADD-S {old_score:.4f} vs "
                 f"{best.get('val_add_s', math.inf):.4f}); use force to replace them anyway"
             )
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    from diffusers.utils import logging as diffusers_logging
-
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # its fp16-cast notice does not apply (no fp32-only modules)
-    try:
-        model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
-    finally:
-        diffusers_logging.set_verbosity(level)
     provenance = {
         "schema": "scenemaker.weights/1",
         "source_run": str(run),
@@ -308,8 +302,14 @@ def ship_weights(
         "steps_trained": best.get("step", max((r["step"] for r in log), default=0)),
         "run_steps_so_far": max((r["step"] for r in log), default=0),
     }
-    atomic_write_json(tmp / "TRAINING.json", provenance)
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its fp16-cast notice does not apply (no fp32-only modules)
+    try:
+        with atomic_folder(dest) as tmp:
+            model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+            atomic_write_json(tmp / "TRAINING.json", provenance)
+    finally:
+        diffusers_logging.set_verbosity(level)
     return provenance

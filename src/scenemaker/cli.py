@@ -175,8 +175,11 @@ def cmd_eval_pose(args) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"{args.out}: output path is a file, expected a folder")
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not names:
+        raise CliError(f"--methods {args.methods!r}: expected a comma-separated list of methods")
     methods = build_methods(
-        [m.strip() for m in args.methods.split(",") if m.strip()],
+        names,
         args.weights,
         args.steps,
         guidance=args.guidance,
@@ -281,11 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_resolution(value: int) -> int:
+    """``--resolution``: checked here so that no renderer is asked for a huge framebuffer."""
+    from .synth.cameras import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
+
+    if not MIN_IMAGE_SIDE <= value <= MAX_IMAGE_SIDE:
+        raise CliError(
+            f"--resolution {value}: expected {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels"
+            " (the side of the square rendered images)"
+        )
+    return value
+
+
 def cmd_generate(args) -> int:
     from .synth.cameras import ViewConfig
     from .synth.generate import GenerateConfig, generate_dataset
     from .synth.layout import LayoutConfig
 
+    _check_resolution(args.resolution)
     config = GenerateConfig(
         objects=args.objects,
         split=args.split,
@@ -361,6 +377,7 @@ def _print_stats(stats: dict) -> None:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
+    _check_resolution(args.resolution)
     run_demo(args.out, scenes=args.scenes, resolution=args.resolution,
              generator=args.generator, seed=args.seed)  # fmt: skip
     return 0

@@ -14,15 +14,18 @@ Conventions (ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError, SceneMakerError
 from .geometry.transforms import pose_matrix
 from .io_utils import atomic_write_bytes, atomic_write_json, read_json
 
 SCENE_SCHEMA = "scenemaker.scene/1"
+_DATASET_SCENE_DIR = re.compile(r"^scene_\d{6}$")  # as synth.settings.SCENE_DIR
 
 # OpenCV camera axes -> OpenGL / glTF camera axes (flip y and z).
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -41,6 +44,51 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"missing field {exc.args[0]!r}"
     return str(exc)
+
+
+def scene_data_root(scene_json: str | Path) -> Path:
+    """The folder that the files named in ``scene_json`` must lie in.
+
+    That is the scene's own folder, except for a scene of a generated dataset
+    (``DATASET/scene_XXXXXX/scene.json`` next to ``DATASET/generate.json``), whose scenes share
+    ``DATASET/objects``: there it is the dataset folder.
+    """
+    folder = Path(scene_json).parent
+    if _DATASET_SCENE_DIR.match(folder.name) and (folder.parent / "generate.json").is_file():
+        return folder.parent
+    return folder
+
+
+def resolve_scene_file(scene_json: str | Path, value, field_name: str) -> Path:
+    """The file that ``field_name`` of ``scene_json`` names, resolved; every reader uses this.
+
+    ``value`` must be a path relative to the scene's folder that stays inside
+    :func:`scene_data_root` once ``..`` and symbolic links are resolved: absolute paths and
+    paths leading outside are refused with one line naming the scene.json and the field.
+    """
+    scene_json = Path(scene_json)
+    where = f"{scene_json}: {field_name}"
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise InputError(
+            f"{where}: expected a file path relative to the scene folder, got {value!r}"
+        )
+    if Path(value).is_absolute():
+        raise InputError(
+            f"{where}: absolute path {value!r} refused (expected a path relative to the scene"
+            " folder)"
+        )
+    root = scene_data_root(scene_json)
+    try:
+        resolved = (scene_json.parent / value).resolve()
+        inside = resolved.is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, bad names
+        raise InputError(f"{where}: cannot resolve {value!r} ({exc})") from None
+    if not inside:
+        raise InputError(
+            f"{where}: {value!r} leads outside {root} (expected a file inside the scene's"
+            " folder; '..' and symbolic links may not leave it)"
+        )
+    return resolved
 
 
 def _load_mesh(mesh_path: Path, referenced_by: Path):
@@ -264,16 +312,19 @@ class Scene:
         try:
             objects = []
             for k, d in enumerate(payload["objects"]):
+                if not isinstance(d, dict):
+                    raise ValueError(f"objects[{k}]: expected an object, got {d!r}")
                 mesh = None
                 if load_meshes and d.get("mesh_file"):
-                    mesh = _load_mesh(path.parent / d["mesh_file"], path)
+                    field_name = f"objects[{k}].mesh_file"
+                    mesh = _load_mesh(resolve_scene_file(path, d["mesh_file"], field_name), path)
                 try:
                     objects.append(ObjectInstance.from_dict(d, mesh))
                 except (KeyError, TypeError, ValueError) as exc:
                     raise ValueError(f"objects[{k}]: {_describe(exc)}") from None
             cameras = [Camera.from_dict(c) for c in payload.get("cameras", [])]
             return cls(objects, cameras, payload.get("metadata", {}))
-        except FileNotFoundError:
+        except (FileNotFoundError, SceneMakerError):
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: {_describe(exc)}") from None

@@ -8,6 +8,9 @@ import numpy as np
 
 from ..scene import Camera
 
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 32, 4096
+"""Rendered image sides, pixels (larger framebuffers fail or exhaust memory)."""
+
 
 @dataclass
 class ViewConfig:
@@ -39,8 +42,12 @@ class ViewConfig:
     def validate(self) -> None:
         if self.views < 1:
             raise ValueError(f"views must be >= 1, got {self.views}")
-        if self.width < 32 or self.height < 32:
-            raise ValueError(f"image size must be at least 32x32, got {self.width}x{self.height}")
+        sides = (MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
+        if not all(sides[0] <= side <= sides[1] for side in (self.width, self.height)):
+            raise ValueError(
+                f"image size must be {sides[0]}..{sides[1]} pixels a side,"
+                f" got {self.width}x{self.height}"
+            )
         lo, hi = self.fov_deg
         if not 1.0 <= lo <= hi < 179.0:
             raise ValueError(f"fov_deg must satisfy 1 <= lo <= hi < 179, got {self.fov_deg}")

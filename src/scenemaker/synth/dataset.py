@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import read_json
-from ..scene import SCENE_SCHEMA, Camera, Scene
+from ..scene import SCENE_SCHEMA, Camera, Scene, resolve_scene_file
 from .images import backproject, read_depth, read_image
+
+_VIEW_FILES = ("rgb", "depth", "instance")  # files each view record of scene.json names
 
 
 def load_amodal_masks(scene_dir: str | Path) -> np.ndarray:
@@ -47,13 +50,18 @@ class DatasetScene:
         """Objects (with canonical meshes loaded) and one camera per view."""
         return Scene.load_json(self.folder / "scene.json")
 
+    def file(self, value, field_name: str) -> Path:
+        """A file named by scene.json, refused if it leads outside the dataset."""
+        return resolve_scene_file(self.folder / "scene.json", value, field_name)
+
     def view(self, index: int) -> ViewData:
         record = self.payload["views"][index]
+        files = {key: self.file(record[key], f"views[{index}].{key}") for key in _VIEW_FILES}
         return ViewData(
             camera=Camera.from_dict(record["camera"]),
-            rgb=read_image(self.folder / record["rgb"]),
-            depth=read_depth(self.folder / record["depth"]),
-            instance=read_image(self.folder / record["instance"]),
+            rgb=read_image(files["rgb"]),
+            depth=read_depth(files["depth"]),
+            instance=read_image(files["instance"]),
             objects=record["objects"],
         )
 
@@ -72,8 +80,13 @@ class DatasetScene:
 
     def canonical_samples(self, instance_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(points, normals) surface samples of an object's canonical mesh."""
-        obj = next(o for o in self.payload["objects"] if o["instance_id"] == instance_id)
-        path = (self.folder / obj["mesh_file"]).parent / "samples.npz"
+        index, obj = next(
+            (k, o) for k, o in enumerate(self.payload["objects"]) if o["instance_id"] == instance_id
+        )
+        field_name = f"objects[{index}].mesh_file"
+        self.file(obj["mesh_file"], field_name)  # refused if it leads outside the dataset
+        samples = os.path.join(os.path.dirname(obj["mesh_file"]), "samples.npz")
+        path = self.file(samples, f"{field_name} (its samples.npz)")
         with np.load(path) as data:
             return data["points"].astype(np.float32), data["normals"].astype(np.float32)
 

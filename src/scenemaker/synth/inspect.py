@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import read_json
-from ..scene import SCENE_SCHEMA
+from ..scene import SCENE_SCHEMA, resolve_scene_file
 
 OCCLUSION_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0001)
 
@@ -87,9 +87,13 @@ def contact_sheet(
     per_scene = max(1, max_tiles // len(scenes))
     for path, payload in scenes:
         amodal = load_amodal_masks(path) if (path / "amodal.npz").is_file() else None
-        for view in payload["views"][:per_scene]:
-            rgb = read_image(path / view["rgb"]).astype(np.float64)
-            instance = read_image(path / view["instance"])
+        for number, view in enumerate(payload["views"][:per_scene]):
+            rgb_file, instance_file = (
+                resolve_scene_file(path / "scene.json", view[key], f"views[{number}].{key}")
+                for key in ("rgb", "instance")
+            )
+            rgb = read_image(rgb_file).astype(np.float64)
+            instance = read_image(instance_file)
             colors = _palette(len(payload["objects"]) + 2)
             out = rgb.copy()
             for k, obj in enumerate(payload["objects"]):

@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from scenemaker.eval.pose_benchmark import evaluate_scenes, summarize
+from scenemaker.pose.chain import ProposeVerifyEstimator
 from scenemaker.pose.estimator import DiTPoseEstimator
-from scenemaker.refine.chain import ProposeVerifyEstimator
 from scenemaker.refine.render_compare import RenderCompareRefiner, RenderCompareSettings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,13 +12,13 @@ import trimesh
 
 from scenemaker.deocclusion.base import AmodalCrop, make_crop
 from scenemaker.errors import BackendError, MissingDependencyError, MissingWeightsError
+from scenemaker.geometry.points import observed_points
 from scenemaker.geometry.rotations import yaw_matrix
 from scenemaker.object3d.base import ObjectObservation
 from scenemaker.object3d.external import ExternalGenerator
 from scenemaker.object3d.lift import LiftGenerator
 from scenemaker.object3d.oracle import OracleGenerator
 from scenemaker.object3d.retrieval import RetrievalGenerator
-from scenemaker.pose.observations import observed_points
 from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import look_at

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from scenemaker.geometry.points import farthest_point_sample
 from scenemaker.pose.config import preset
-from scenemaker.pose.data import PoseDataset, decode_pose, encode_pose, prepare_pose_data
+from scenemaker.pose.data import PoseDataset, prepare_pose_data
+from scenemaker.pose.encoding import decode_pose, encode_pose
 from scenemaker.pose.estimator import DiTPoseEstimator, Observation, load_pose_model
 from scenemaker.pose.flow import flow_matching_loss, loss_weight
 from scenemaker.pose.model import PoseDiT
-from scenemaker.pose.observations import farthest_point_sample
 from scenemaker.pose.train import train_pose
 
 TINY = preset("tiny").model
@@ -368,7 +369,7 @@ def test_sampler_lands_on_the_target_with_an_oracle_velocity():
 
 def test_training_and_inference_see_the_same_inputs(prepared):
     """The prepared training sample of a view and the estimator's inputs for it agree."""
-    from scenemaker.pose.data import make_inputs
+    from scenemaker.pose.encoding import make_inputs
     from scenemaker.pose.estimator import STORED_POINTS, prepare_objects
     from scenemaker.synth.dataset import list_scenes
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -201,9 +200,3 @@ def cmd_doctor(args) -> int:
         table.add_row(r["stage"], r["name"], imports, weights or "embedded", r["licence"])
     Console(width=200).print(table)
     return 0
-
-
-def main_run(argv=None) -> int:  # pragma: no cover - convenience for `python -m`
-    from .cli import main
-
-    return main(["run", *(argv or sys.argv[1:])])

@@ -549,7 +549,7 @@ class SceneMakerPipeline:
         return results
 
     def _observed_points(self, depth, K, masks) -> list:
-        from .pose.observations import observed_points
+        from .geometry.points import observed_points
 
         return [
             observed_points(depth, K, m, 1024, seed=self.config.seed) if m.any() else None

@@ -139,7 +139,7 @@ def default_chain(weights=None, steps=None, seed: int = 0, guidance=None, **conf
     :class:`~scenemaker.pipeline.PipelineConfig` (``config`` overrides its fields)."""
     from ..backends import build_backend
     from ..pipeline import PipelineConfig
-    from ..refine.chain import ProposeVerifyEstimator
+    from ..pose.chain import ProposeVerifyEstimator
 
     cfg = PipelineConfig(
         pose_weights=None if weights is None else str(weights), pose_steps=steps,

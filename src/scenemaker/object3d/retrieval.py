@@ -485,7 +485,7 @@ def _observed_geometry(amodal, observation: ObjectObservation, mask: np.ndarray)
         return None
     from scipy.spatial import cKDTree
 
-    from ..pose.observations import farthest_point_sample
+    from ..geometry.points import farthest_point_sample
 
     K = np.asarray(observation.K, dtype=np.float64)
     if K.shape != (3, 3):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ..pose.estimator import PoseResult
+from .estimator import PoseResult
 
 
 class ProposeVerifyEstimator:

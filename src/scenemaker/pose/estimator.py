@@ -14,9 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..geometry.points import MIN_OBSERVED_POINTS, observed_points
 from ..scene import Pose
-from .data import STORED_POINTS
-from .observations import MIN_OBSERVED_POINTS, observed_points
+from .encoding import STORED_POINTS
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights")
 
@@ -197,7 +197,7 @@ class DiTPoseEstimator:
         list of S (R, t, s) is returned; draw 0 is the one ``samples=None`` gives."""
         import torch
 
-        from .data import decode_pose, make_inputs
+        from .encoding import decode_pose, make_inputs
 
         inputs = make_inputs(points, canonical, self.model.config.num_points)
         n = len(points)

@@ -27,7 +27,8 @@ from ..io_utils import (
 )
 from ..training import append_jsonl, batch_indices, out_of_time
 from .config import TrainConfig
-from .data import PoseDataset, collate, decode_pose
+from .data import PoseDataset, collate
+from .encoding import decode_pose
 from .flow import flow_matching_loss
 
 STATE_FILE = "trainer_state.pt"
@@ -131,7 +132,7 @@ def train_pose(
     )
     torch.manual_seed(config.seed)
     mc = config.model
-    from .data import STORED_CANONICAL, STORED_POINTS
+    from .encoding import STORED_CANONICAL, STORED_POINTS
 
     if mc.num_points > STORED_POINTS or mc.num_canonical > STORED_CANONICAL:
         raise ValueError(

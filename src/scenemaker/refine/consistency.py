@@ -18,14 +18,14 @@ from ..scene import Pose
 
 def _inside_share(points: np.ndarray, mesh) -> float:
     """Share of ``points`` inside the closed-ish posed ``mesh`` (|winding number| > 0.5)."""
-    from ..eval.metrics import _winding_number
+    from ..geometry.solids import winding_number
 
     lo, hi = mesh.bounds
     near = ((points >= lo) & (points <= hi)).all(1)
     if not near.any():
         return 0.0
     tri = np.asarray(mesh.triangles, dtype=np.float64)
-    inside = np.abs(_winding_number(points[near], tri)) > 0.5
+    inside = np.abs(winding_number(points[near], tri)) > 0.5
     return float(inside.sum() / len(points))
 
 

@@ -207,7 +207,7 @@ class RenderCompareRefiner:
     def refine_detailed(self, poses, meshes, observation, hypotheses=None):
         """One :class:`ObjectRefinement` per object. ``hypotheses[k]`` (a list of poses) is
         object k's pool; without it the pool is ``[poses[k]]``."""
-        from ..pose.observations import observed_points
+        from ..geometry.points import observed_points
 
         if observation is None:
             raise ValueError("render-and-compare refinement needs the observation")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from scenemaker.cli import main
 from scenemaker.synth.inspect import dataset_statistics, load_scene_payloads
-from scenemaker.synth.sources import get_source
+from scenemaker.sources import get_source
 
 
 @pytest.fixture(scope="module")

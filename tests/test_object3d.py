@@ -22,7 +22,7 @@ from scenemaker.object3d.retrieval import RetrievalGenerator
 from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import look_at
-from scenemaker.synth.sources import get_source
+from scenemaker.sources import get_source
 
 
 def _assert_canonical(mesh):

@@ -100,7 +100,7 @@ def test_eval_command_writes_metrics(scenes, tmp_path):
 
 def test_perturbed_meshes_are_canonical_deterministic_and_different():
     from scenemaker.eval.perturb import perturb_mesh
-    from scenemaker.synth.sources import get_source
+    from scenemaker.sources import get_source
 
     source = get_source("procedural")
     mesh = source.load(source.ids("test")[0]).mesh

@@ -12,8 +12,8 @@ import pytest
 import trimesh
 from scipy.spatial import ConvexHull, cKDTree
 
-from scenemaker.synth.sources.base import SPLITS, ObjectAsset
-from scenemaker.synth.sources.procedural import (
+from scenemaker.sources.base import SPLITS, ObjectAsset
+from scenemaker.sources.procedural import (
     CATEGORIES,
     ProceduralSource,
     build_mesh,
@@ -120,7 +120,7 @@ def _mesh_digest(mesh) -> str:
 
 def test_meshes_do_not_depend_on_python_hash_seed(sample):
     code = (
-        "from scenemaker.synth.sources.procedural import ProceduralSource\n"
+        "from scenemaker.sources.procedural import ProceduralSource\n"
         "import hashlib, numpy as np\n"
         "m = ProceduralSource(5).load('sofa_0002').mesh\n"
         "data = np.round(m.vertices, 9).tobytes() + m.faces.astype(np.int64).tobytes()\n"

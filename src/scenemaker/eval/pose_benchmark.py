@@ -74,7 +74,7 @@ def make_perturbation(name: str):
         level = int(name[-1])
         return lambda mesh, rng, obj: perturb_mesh(mesh, rng, level)
     if name == "instance":
-        from ..synth.sources import get_source
+        from ..sources import get_source
 
         source = get_source("procedural")
 

@@ -180,7 +180,7 @@ def describe_objects(items: list[tuple[str, str]]) -> dict[str, np.ndarray]:
 
     Returns the stacked descriptors plus ``item`` (index into ``items`` of each row),
     ``labels`` and ``size_range``."""
-    from ..synth.sources import MeshError, get_source
+    from ..sources import MeshError, get_source
 
     sources: dict = {}
     rows = []
@@ -292,7 +292,7 @@ class RetrievalGenerator:
     """Nearest library mesh by silhouette, relief, size and (re-ranking) 3-D fit.
 
     Args:
-        sources: object-source specs (``scenemaker.synth.sources.get_source``).
+        sources: object-source specs (``scenemaker.sources.get_source``).
         split: library split, ``"train"`` (default) or ``"val"``; ``"test"`` is refused.
         max_per_source: keep this many ids per source, evenly spread over its sorted ids
             (small libraries for tests); None keeps all.
@@ -342,7 +342,7 @@ class RetrievalGenerator:
 
     def plan(self) -> list[tuple[str, object, list[str]]]:
         """(spec, source, library ids) per source; checks no test-split id is among them."""
-        from ..synth.sources import get_source, split_of
+        from ..sources import get_source, split_of
 
         plan = []
         for spec in self.sources:

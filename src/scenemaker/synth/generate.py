@@ -31,7 +31,7 @@ from .settings import (
     GenerateConfig,
     GenerationError,
 )
-from .sources import get_source
+from ..sources import get_source
 from .writer import SceneWriter, summarize_scene
 
 __all__ = ["GenerateConfig", "GenerationError", "generate_dataset", "write_manifest"]

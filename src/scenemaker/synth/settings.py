@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from .cameras import ViewConfig
 from .layout import LayoutConfig
-from .sources import SPLITS
+from ..sources import SPLITS
 
 GENERATE_SCHEMA = "scenemaker.generate/1"
 MANIFEST_SCHEMA = "scenemaker.dataset/1"

@@ -21,7 +21,7 @@ from .cameras import sample_camera
 from .images import depth_to_uint16, encode_png
 from .layout import LayoutError, sample_layout
 from .settings import SPLIT_CODES, GenerateConfig, GenerationError
-from .sources import MeshError, ObjectAsset, ObjectSource, get_source
+from ..sources import MeshError, ObjectAsset, ObjectSource, get_source
 
 
 def safe_name(object_id: str) -> str:

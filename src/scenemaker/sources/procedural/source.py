@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from scenemaker.geometry.canonical import canonicalize_mesh
-from scenemaker.synth.sources.base import MeshError, ObjectAsset, ObjectSource, validate_mesh
+from scenemaker.sources.base import MeshError, ObjectAsset, ObjectSource, validate_mesh
 
 from .catalogue import _CATEGORIES, CATEGORIES, build_mesh
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...geometry.canonical import canonicalize_mesh
+from ..geometry.canonical import canonicalize_mesh
 from .base import MeshError, ObjectAsset, ObjectSource, validate_mesh
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl")
@@ -24,7 +24,7 @@ def load_mesh_file(path: Path, name: str | None = None):
 
 def load_canonical_mesh(path: Path, z_up: bool = False):
     """Read, validate and canonicalise a mesh file; MeshError naming the file on failure."""
-    from ...geometry.canonical import Z_UP_TO_Y_UP
+    from ..geometry.canonical import Z_UP_TO_Y_UP
 
     mesh = load_mesh_file(path)
     if z_up:

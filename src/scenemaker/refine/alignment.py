@@ -115,3 +115,84 @@ def point_to_plane_step(
         s[n] = s[n] * (1.0 + sigma)
         moved[n] = True
     return R, t, s, moved
+
+
+def visible_icp(renderer, crop, obs, R, t, s, iterations: int, points: int, seed: int = 0):
+    """Similarity ICP of each candidate's rendered visible surface with the observed
+    points, all candidates at once: pairs both ways (rendered -> nearest observed,
+    observed -> nearest rendered, equal weight), so the size is pulled from both sides;
+    rendered pixels hidden behind an observed surface take no part. Returns
+    (R, t, s, renders)."""
+    from ..render.candidates import pose_matrices
+
+    R, t, s = R.copy(), t.copy(), s.copy()
+    rng = np.random.default_rng(seed)
+    rays = crop.rays().reshape(-1, 3)
+    D = crop.depth.reshape(-1)
+    own = crop.own.reshape(-1)
+    renders = 0
+    for _ in range(iterations):
+        z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
+        renders += len(R)
+        z = z.reshape(len(R), -1)
+        tolerance = 0.02 + 0.05 * s[:, None]
+        use = (z > 0) & ~(~own[None] & (D[None] > 0) & (z > D[None] - tolerance))
+        # up to icp_points rendered pixels per candidate, picked at random
+        keys = np.where(use, rng.random(use.shape), 2.0)
+        count = min(points, keys.shape[1])
+        pick = np.argpartition(keys, count - 1, axis=1)[:, :count]
+        ok = np.take_along_axis(use, pick, 1)  # (N, P)
+        zp = np.take_along_axis(z, pick, 1)
+        pts = rays[pick] * zp[..., None]  # (N, P, 3)
+        sq = (
+            np.einsum("npc,npc->np", pts, pts)[..., None]
+            + np.einsum("oc,oc->o", obs, obs)[None, None]
+            - 2.0 * pts @ obs.T
+        )  # (N, P, O) squared distances
+        dist = np.sqrt(np.maximum(sq, 0.0))
+        dist = np.where(ok[..., None], dist, np.inf)
+        limit = 0.25 * s[:, None]
+        j1 = dist.argmin(2)  # rendered -> observed
+        d1 = np.take_along_axis(dist, j1[..., None], 2)[..., 0]
+        i2 = dist.argmin(1)  # observed -> rendered
+        d2 = np.take_along_axis(dist, i2[:, None, :], 1)[:, 0]
+        w1 = (d1 < limit).astype(np.float64)
+        w2 = (d2 < limit).astype(np.float64)
+        enough = (w1.sum(1) + w2.sum(1)) >= 8
+        w1 *= 0.5 / np.maximum(w1.sum(1, keepdims=True), 1)
+        w2 *= 0.5 / np.maximum(w2.sum(1, keepdims=True), 1)
+        src = np.concatenate([pts, np.take_along_axis(pts, i2[..., None], 1)], 1)
+        dst = np.concatenate([obs[j1], np.broadcast_to(obs, (len(R), *obs.shape))], 1)
+        M = weighted_similarity(src, dst, np.concatenate([w1, w2], 1))
+        scale = np.cbrt(np.clip(np.linalg.det(M[:, :3, :3]), 1e-12, None))
+        good = enough & np.isfinite(scale) & (scale > 0.5) & (scale < 2.0)
+        good &= np.isfinite(M).all((1, 2))
+        if not good.any():
+            break
+        rot = M[good, :3, :3] / scale[good, None, None]
+        R[good] = rot @ R[good]
+        t[good] = np.einsum("nij,nj->ni", M[good, :3, :3], t[good]) + M[good, :3, 3]
+        s[good] = s[good] * scale[good]
+    return R, t, s, renders
+
+
+def weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) weighted least-squares similarities taking src (N, P, 3) onto dst (N, P, 3)
+    (Umeyama's closed form with weights (N, P); a zero weight drops a pair)."""
+    total = np.maximum(w.sum(1), 1e-12)[:, None]
+    mu_s = np.einsum("np,npc->nc", w, src) / total
+    mu_d = np.einsum("np,npc->nc", w, dst) / total
+    xs, xd = src - mu_s[:, None], dst - mu_d[:, None]
+    cov = np.einsum("np,npi,npj->nij", w, xd, xs) / total[..., None]
+    U, S, Vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
+    E = np.ones((len(src), 3))
+    E[:, 2] = np.where(sign == 0, 1.0, sign)
+    R = U @ (E[:, :, None] * Vt)
+    var = np.einsum("np,npc->n", w, xs * xs) / total[:, 0]
+    c = (S * E).sum(1) / np.maximum(var, 1e-18)
+    M = np.zeros((len(src), 4, 4))
+    M[:, :3, :3] = c[:, None, None] * R
+    M[:, :3, 3] = mu_d - c[:, None] * np.einsum("nij,nj->ni", R, mu_s)
+    M[:, 3, 3] = 1.0
+    return M

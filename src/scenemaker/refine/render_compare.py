@@ -21,8 +21,6 @@ confidence in [0, 1] (:func:`confidence`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 
 from ..render.candidates import render_mesh
@@ -35,131 +33,8 @@ from .hypotheses import (
     rotation_hypotheses,
     rotvec_matrices,
 )
-from .scoring import CropObservation, ScoreSettings, crop_observation, depth_shift, score_depths
-
-
-@dataclass
-class RenderCompareSettings:
-    """Search settings; the defaults were chosen on validation scenes (benchmarks/)."""
-
-    turns: int = 12
-    """Headings tried about each pool pose's up axis (30 degree steps)."""
-    faces: bool = True
-    """Also lay each pool pose on the other five faces of its box."""
-    dedupe_deg: float = 5.0
-    """Rotation hypotheses closer than this to an earlier one are dropped."""
-    coarse_tile: int = 40
-    """Crop resolution (px, longer side) of the rotation stage."""
-    tile: int = 64
-    """Crop resolution of the size and local stages."""
-    keep: int = 10
-    """Distinct rotations carried from the rotation stage into the size stage."""
-    sizes: tuple[float, ...] = (0.75, 0.9, 1.0, 1.12, 1.3)
-    size_icp: int = 2
-    """ICP rounds for every size hypothesis before it is scored."""
-    local: int = 4
-    """Hypotheses refined by ICP and the local search."""
-    steps: int = 10
-    perturbations: int = 16
-    rotation_step: tuple[float, float] = (8.0, 1.0)
-    """Perturbation standard deviation, degrees, first -> last round."""
-    translation_step: tuple[float, float] = (0.05, 0.005)
-    """Share of the object's size, first -> last round."""
-    size_step: tuple[float, float] = (0.08, 0.01)
-    """Standard deviation of log size, first -> last round."""
-    icp_iterations: int = 8
-    coarse_icp: int = 3
-    """ICP rounds for every rotation hypothesis before it is scored (0: none)."""
-    plane_up: str = "both"
-    """Where a support plane was found, tilt each pool pose so its up axis is the plane's
-    normal: "only" (tilted poses replace the pool's), "both", or "none"."""
-    consistency: bool = False
-    """Afterwards separate interpenetrating objects along their viewing rays where the image
-    allows (refine/consistency.py); off: it did not raise validation IoU-B (benchmarks/)."""
-    contact_samples: int = 128
-    """Surface samples per candidate for the support-plane terms."""
-    support_plane: bool = True
-    """Estimate the floor / table plane from the depth image's background and use it."""
-    icp_points: int = 96
-    coarse_icp_points: int = 48
-    """Rendered and observed points per candidate in each ICP round."""
-    place_rounds: int = 3
-    """Rounds of centring each candidate's rendered surface on the observed points."""
-    max_faces: int = 3000
-    coarse_faces: int = 800
-    """Faces of the (further decimated) mesh of the rotation stage."""
-    """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
-    dense_iterations: int = 6
-    """Rounds of dense point-to-plane alignment (every pixel of the crop) of the refined
-    hypotheses, before and after the local search (0: none)."""
-    dense_scale: bool = True
-    """Let the dense alignment change the size too."""
-    min_points: int = 8
-    """Objects with fewer observed points keep their given pose."""
-    distinct_deg: float = 20.0
-    score: ScoreSettings = field(default_factory=ScoreSettings)
-    seed: int = 0
-
-    def __post_init__(self):
-        if isinstance(self.score, dict):
-            self.score = ScoreSettings(**self.score)
-        self.sizes = tuple(float(f) for f in self.sizes)
-        for name in ("turns", "keep", "local", "perturbations", "max_faces"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"render refiner: {name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "steps",
-            "icp_iterations",
-            "coarse_icp",
-            "size_icp",
-            "place_rounds",
-            "dense_iterations",
-        ):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"render refiner: {name} must be >= 0, got {getattr(self, name)}")
-        if not 8 <= self.coarse_tile <= 256 or not 8 <= self.tile <= 256:
-            raise ValueError(
-                f"render refiner: tiles must be 8..256 px, got {self.coarse_tile}, {self.tile}"
-            )
-        if not self.sizes or not all(np.isfinite(f) and f > 0 for f in self.sizes):
-            raise ValueError(f"render refiner: sizes must be positive factors, got {self.sizes}")
-        if self.plane_up not in ("none", "only", "both"):
-            raise ValueError(
-                f"render refiner: plane_up is none | only | both, got {self.plane_up!r}"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class ObjectRefinement:
-    """What the refiner decided for one object, and why."""
-
-    pose: Pose | None
-    score: float | None = None
-    iou: float | None = None
-    residual: float | None = None
-    confidence: float | None = None
-    alternatives: list = field(default_factory=list)  # [{"pose": Pose, "score": float}]
-    hypotheses: int = 0
-    renders: int = 0
-    note: str | None = None
-
-    def to_dict(self) -> dict:
-        return {
-            "pose": None if self.pose is None else self.pose.to_dict(),
-            "score": self.score,
-            "iou": self.iou,
-            "residual": self.residual,
-            "confidence": self.confidence,
-            "alternatives": [
-                {"pose": a["pose"].to_dict(), "score": a["score"]} for a in self.alternatives
-            ],
-            "hypotheses": self.hypotheses,
-            "renders": self.renders,
-            "note": self.note,
-        }
+from .render_settings import ObjectRefinement, RenderCompareSettings
+from .scoring import CropObservation, crop_observation, depth_shift, score_depths
 
 
 class _Object:
@@ -400,64 +275,12 @@ class RenderCompareRefiner:
         return t, self._score(z, R, t, s, crop), renders
 
     def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int, points=None):
-        """Similarity ICP of each candidate's rendered visible surface with the observed
-        points, all candidates at once: pairs both ways (rendered -> nearest observed,
-        observed -> nearest rendered, equal weight), so the size is pulled from both sides;
-        rendered pixels hidden behind an observed surface take no part. Returns
-        (R, t, s, renders)."""
-        from ..render.candidates import pose_matrices
+        from .alignment import visible_icp
 
-        R, t, s = R.copy(), t.copy(), s.copy()
-        rng = np.random.default_rng(self.settings.seed)
         points = points or self.settings.icp_points
-        obs = obj.points[:points]
-        rays = crop.rays().reshape(-1, 3)
-        D = crop.depth.reshape(-1)
-        own = crop.own.reshape(-1)
-        renders = 0
-        for _ in range(iterations):
-            z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
-            renders += len(R)
-            z = z.reshape(len(R), -1)
-            tolerance = 0.02 + 0.05 * s[:, None]
-            use = (z > 0) & ~(~own[None] & (D[None] > 0) & (z > D[None] - tolerance))
-            # up to icp_points rendered pixels per candidate, picked at random
-            keys = np.where(use, rng.random(use.shape), 2.0)
-            count = min(points, keys.shape[1])
-            pick = np.argpartition(keys, count - 1, axis=1)[:, :count]
-            ok = np.take_along_axis(use, pick, 1)  # (N, P)
-            zp = np.take_along_axis(z, pick, 1)
-            pts = rays[pick] * zp[..., None]  # (N, P, 3)
-            sq = (
-                np.einsum("npc,npc->np", pts, pts)[..., None]
-                + np.einsum("oc,oc->o", obs, obs)[None, None]
-                - 2.0 * pts @ obs.T
-            )  # (N, P, O) squared distances
-            dist = np.sqrt(np.maximum(sq, 0.0))
-            dist = np.where(ok[..., None], dist, np.inf)
-            limit = 0.25 * s[:, None]
-            j1 = dist.argmin(2)  # rendered -> observed
-            d1 = np.take_along_axis(dist, j1[..., None], 2)[..., 0]
-            i2 = dist.argmin(1)  # observed -> rendered
-            d2 = np.take_along_axis(dist, i2[:, None, :], 1)[:, 0]
-            w1 = (d1 < limit).astype(np.float64)
-            w2 = (d2 < limit).astype(np.float64)
-            enough = (w1.sum(1) + w2.sum(1)) >= 8
-            w1 *= 0.5 / np.maximum(w1.sum(1, keepdims=True), 1)
-            w2 *= 0.5 / np.maximum(w2.sum(1, keepdims=True), 1)
-            src = np.concatenate([pts, np.take_along_axis(pts, i2[..., None], 1)], 1)
-            dst = np.concatenate([obs[j1], np.broadcast_to(obs, (len(R), *obs.shape))], 1)
-            M = _weighted_similarity(src, dst, np.concatenate([w1, w2], 1))
-            scale = np.cbrt(np.clip(np.linalg.det(M[:, :3, :3]), 1e-12, None))
-            good = enough & np.isfinite(scale) & (scale > 0.5) & (scale < 2.0)
-            good &= np.isfinite(M).all((1, 2))
-            if not good.any():
-                break
-            rot = M[good, :3, :3] / scale[good, None, None]
-            R[good] = rot @ R[good]
-            t[good] = np.einsum("nij,nj->ni", M[good, :3, :3], t[good]) + M[good, :3, 3]
-            s[good] = s[good] * scale[good]
-        return R, t, s, renders
+        return visible_icp(
+            renderer, crop, obj.points[:points], R, t, s, iterations, points, self.settings.seed
+        )
 
     def _dense(self, obj: _Object, renderer, R, t, s, score) -> int:
         """Dense point-to-plane alignment of candidates (R, t, s, score: updated in place where
@@ -625,28 +448,6 @@ class RenderCompareRefiner:
             hypotheses=n_hyp,
             renders=renders,
         )
-
-
-def _weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(N, 4, 4) weighted least-squares similarities taking src (N, P, 3) onto dst (N, P, 3)
-    (Umeyama's closed form with weights (N, P); a zero weight drops a pair)."""
-    total = np.maximum(w.sum(1), 1e-12)[:, None]
-    mu_s = np.einsum("np,npc->nc", w, src) / total
-    mu_d = np.einsum("np,npc->nc", w, dst) / total
-    xs, xd = src - mu_s[:, None], dst - mu_d[:, None]
-    cov = np.einsum("np,npi,npj->nij", w, xd, xs) / total[..., None]
-    U, S, Vt = np.linalg.svd(cov)
-    sign = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
-    E = np.ones((len(src), 3))
-    E[:, 2] = np.where(sign == 0, 1.0, sign)
-    R = U @ (E[:, :, None] * Vt)
-    var = np.einsum("np,npc->n", w, xs * xs) / total[:, 0]
-    c = (S * E).sum(1) / np.maximum(var, 1e-18)
-    M = np.zeros((len(src), 4, 4))
-    M[:, :3, :3] = c[:, None, None] * R
-    M[:, :3, 3] = mu_d - c[:, None] * np.einsum("nij,nj->ni", R, mu_s)
-    M[:, 3, 3] = 1.0
-    return M
 
 
 def _finite(pose: Pose) -> bool:

@@ -1,0 +1,135 @@
+"""What the render-and-compare search is told (its settings, chosen on validation scenes) and
+what it reports per object."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..scene import Pose
+from .scoring import ScoreSettings
+
+
+@dataclass
+class RenderCompareSettings:
+    """Search settings; the defaults were chosen on validation scenes (benchmarks/)."""
+
+    turns: int = 12
+    """Headings tried about each pool pose's up axis (30 degree steps)."""
+    faces: bool = True
+    """Also lay each pool pose on the other five faces of its box."""
+    dedupe_deg: float = 5.0
+    """Rotation hypotheses closer than this to an earlier one are dropped."""
+    coarse_tile: int = 40
+    """Crop resolution (px, longer side) of the rotation stage."""
+    tile: int = 64
+    """Crop resolution of the size and local stages."""
+    keep: int = 10
+    """Distinct rotations carried from the rotation stage into the size stage."""
+    sizes: tuple[float, ...] = (0.75, 0.9, 1.0, 1.12, 1.3)
+    size_icp: int = 2
+    """ICP rounds for every size hypothesis before it is scored."""
+    local: int = 4
+    """Hypotheses refined by ICP and the local search."""
+    steps: int = 10
+    perturbations: int = 16
+    rotation_step: tuple[float, float] = (8.0, 1.0)
+    """Perturbation standard deviation, degrees, first -> last round."""
+    translation_step: tuple[float, float] = (0.05, 0.005)
+    """Share of the object's size, first -> last round."""
+    size_step: tuple[float, float] = (0.08, 0.01)
+    """Standard deviation of log size, first -> last round."""
+    icp_iterations: int = 8
+    coarse_icp: int = 3
+    """ICP rounds for every rotation hypothesis before it is scored (0: none)."""
+    plane_up: str = "both"
+    """Where a support plane was found, tilt each pool pose so its up axis is the plane's
+    normal: "only" (tilted poses replace the pool's), "both", or "none"."""
+    consistency: bool = False
+    """Afterwards separate interpenetrating objects along their viewing rays where the image
+    allows (refine/consistency.py); off: it did not raise validation IoU-B (benchmarks/)."""
+    contact_samples: int = 128
+    """Surface samples per candidate for the support-plane terms."""
+    support_plane: bool = True
+    """Estimate the floor / table plane from the depth image's background and use it."""
+    icp_points: int = 96
+    coarse_icp_points: int = 48
+    """Rendered and observed points per candidate in each ICP round."""
+    place_rounds: int = 3
+    """Rounds of centring each candidate's rendered surface on the observed points."""
+    max_faces: int = 3000
+    coarse_faces: int = 800
+    """Faces of the (further decimated) mesh of the rotation stage."""
+    """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
+    dense_iterations: int = 6
+    """Rounds of dense point-to-plane alignment (every pixel of the crop) of the refined
+    hypotheses, before and after the local search (0: none)."""
+    dense_scale: bool = True
+    """Let the dense alignment change the size too."""
+    min_points: int = 8
+    """Objects with fewer observed points keep their given pose."""
+    distinct_deg: float = 20.0
+    score: ScoreSettings = field(default_factory=ScoreSettings)
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.score, dict):
+            self.score = ScoreSettings(**self.score)
+        self.sizes = tuple(float(f) for f in self.sizes)
+        for name in ("turns", "keep", "local", "perturbations", "max_faces"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"render refiner: {name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "steps",
+            "icp_iterations",
+            "coarse_icp",
+            "size_icp",
+            "place_rounds",
+            "dense_iterations",
+        ):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"render refiner: {name} must be >= 0, got {getattr(self, name)}")
+        if not 8 <= self.coarse_tile <= 256 or not 8 <= self.tile <= 256:
+            raise ValueError(
+                f"render refiner: tiles must be 8..256 px, got {self.coarse_tile}, {self.tile}"
+            )
+        if not self.sizes or not all(np.isfinite(f) and f > 0 for f in self.sizes):
+            raise ValueError(f"render refiner: sizes must be positive factors, got {self.sizes}")
+        if self.plane_up not in ("none", "only", "both"):
+            raise ValueError(
+                f"render refiner: plane_up is none | only | both, got {self.plane_up!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ObjectRefinement:
+    """What the refiner decided for one object, and why."""
+
+    pose: Pose | None
+    score: float | None = None
+    iou: float | None = None
+    residual: float | None = None
+    confidence: float | None = None
+    alternatives: list = field(default_factory=list)  # [{"pose": Pose, "score": float}]
+    hypotheses: int = 0
+    renders: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "pose": None if self.pose is None else self.pose.to_dict(),
+            "score": self.score,
+            "iou": self.iou,
+            "residual": self.residual,
+            "confidence": self.confidence,
+            "alternatives": [
+                {"pose": a["pose"].to_dict(), "score": a["score"]} for a in self.alternatives
+            ],
+            "hypotheses": self.hypotheses,
+            "renders": self.renders,
+            "note": self.note,
+        }

@@ -13,6 +13,7 @@ import pytest
 from scenemaker.demo import write_frame
 from scenemaker.errors import InputError
 from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline, build_scene
+from scenemaker.stage_io import load_perception
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_overlapping_masks_survive_a_resumed_run(frame, tmp_path):
         frame["image"], tmp_path
     )
     assert any("hidden" in n or "covered" in n for n in report["notes"]), report["notes"]
-    masks, labels, *_ = SceneMakerPipeline(cfg, progress=False)._load_perception(tmp_path)
+    masks, labels, *_ = load_perception(tmp_path)
     assert labels == ["a", "b"]
     np.testing.assert_array_equal(masks[0], first)
     np.testing.assert_array_equal(masks[1], second)
@@ -369,7 +370,7 @@ def test_run_and_eval_default_give_the_same_poses(frame, oracle_run):
 
     out, _ = oracle_run
     pipeline = Pipeline(_config(frame, generator="oracle"), progress=False)
-    masks, _, _, depth, K = pipeline._load_perception(out)
+    masks, _, _, depth, K = load_perception(out)
     meshes = [
         trimesh.load(out / "object3d" / f"object_{k:02d}.glb", force="mesh", process=False)
         for k in range(len(masks))

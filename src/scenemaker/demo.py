@@ -23,7 +23,7 @@ from .io_utils import atomic_write_json
 
 def write_frame(view, objects, folder: Path) -> dict:
     """Save one rendered view as a user's RGB-D input; returns the paths and K string."""
-    from .pipeline import _png
+    from .stage_io import write_png as _png
 
     folder.mkdir(parents=True, exist_ok=True)
     _png(folder / "image.png", view.rgb)

@@ -31,118 +31,29 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BackendError, InputError
 from .io_utils import atomic_write_bytes, atomic_write_json
+from .pipeline_config import DTYPES, PIPELINE_SCHEMA, STAGES, PipelineConfig  # noqa: F401
 from .scene import Camera, ObjectInstance, Pose, Scene
+from .stage_io import (
+    load_deocclusion,
+    load_object3d,
+    load_perception,
+    load_poses,
+    load_refined,
+    read_png,
+    save_npy,
+    save_poses,
+    snapshot,
+    write_png,
+)
 
-DTYPES = ("float32", "bfloat16", "float16")
-STAGES = ("perception", "deocclusion", "object3d", "pose", "refine", "export")
 CV_TO_GL3 = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes <-> OpenGL camera axes
-PIPELINE_SCHEMA = "scenemaker.pipeline/1"
-
-
-@dataclass
-class PipelineConfig:
-    """Every stage's backend and settings; saved as ``config.json`` beside the outputs."""
-
-    segmenter: str = "auto"
-    """"auto" (user masks if given, else grounded-sam), "user", "grounded-sam", "sam-clicks"."""
-    masks: str | None = None
-    """User masks: label PNG, folder of per-object PNGs, or COCO RLE JSON."""
-    prompt: str | None = None
-    """Text prompt for grounded-sam (default: a generic list of everyday objects)."""
-    clicks: list | None = None
-    """sam-clicks: one list of (x, y) pixel clicks per object."""
-    segmenter_model: str | None = None
-    depth: str = "auto"
-    """"auto" (user depth if given, else moge), "user", "moge", "depth-anything", "depth-pro"."""
-    depth_file: str | None = None
-    """User depth (RGB-D): 16-bit PNG (units per metre = depth_scale), EXR or NPY."""
-    depth_scale: float = 1000.0
-    invalid_depth: float = 0.0
-    K: str | None = None
-    """Intrinsics "fx,fy,cx,cy" in pixels of the input image."""
-    fov: float | None = None
-    """Horizontal field of view in degrees (principal point at the centre)."""
-    depth_model: str | None = None
-    deocclusion: str = "classical"
-    """"classical" (OpenCV, embedded), "flux-kontext", "none"."""
-    deocclusion_model: str | None = None
-    lora: str | None = None
-    generator: str = "retrieval"
-    """"retrieval" (embedded), "lift" (embedded), "oracle", "shap-e", "hunyuan3d", "external"."""
-    generator_model: str | None = None
-    external_command: str | None = None
-    external_timeout: float = 600.0
-    pose: str = "dit"
-    """"dit" (shipped PoseDiT), "box_fit", "registration", "initial" (the generator's)."""
-    pose_weights: str | None = None
-    pose_steps: int | None = None
-    guidance: float | None = None
-    pose_samples: int = 8
-    """Samples the pose model draws per scene (its hypotheses for the refine stage)."""
-    refine: str = "render"
-    """"render" (render-and-compare over the pose model's hypotheses, size included),
-    "fit" (4 headings per object, ICP, best fit to the depth image), "icp", "overlap"
-    (fit, then overlapping objects pushed apart), "none"."""
-    usd: bool = False
-    device: str = "cpu"
-    dtype: str | None = None
-    cpu_offload: bool = False
-    max_side: int = 2048
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return {"schema": PIPELINE_SCHEMA, **asdict(self)}
-
-    def validate(self) -> None:
-        """One-line InputError naming the option for a value no stage can use (checked before
-        any stage runs)."""
-        import math
-        import re
-
-        def bad(option, value, expected):
-            raise InputError(f"--{option} {value!r}: expected {expected}")
-
-        if self.dtype is not None and self.dtype not in DTYPES:
-            bad("dtype", self.dtype, " | ".join(DTYPES))
-        if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", str(self.device)):
-            bad("device", self.device, "cpu | cuda | cuda:N | mps | auto")
-        finite_positive = {
-            "depth-scale": self.depth_scale,
-            "external-timeout": self.external_timeout,
-        }
-        for option, value in finite_positive.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                bad(option, value, "a finite number > 0")
-        if not (
-            isinstance(self.invalid_depth, (int, float)) and not math.isnan(self.invalid_depth)
-        ):
-            bad("invalid-depth", self.invalid_depth, "a number")
-        if self.guidance is not None and not (
-            math.isfinite(self.guidance) and 0 <= self.guidance <= 100
-        ):
-            bad("guidance", self.guidance, "a finite number in 0..100")
-        if self.fov is not None and not (math.isfinite(self.fov) and 0 < self.fov < 180):
-            bad("fov", self.fov, "degrees in (0, 180)")
-        if self.pose_steps is not None and not 1 <= self.pose_steps <= 1000:
-            bad("steps", self.pose_steps, "an integer in 1..1000")
-        if not 1 <= self.pose_samples <= 256:
-            bad("pose-samples", self.pose_samples, "an integer in 1..256")
-        if not 64 <= self.max_side <= 16384:
-            bad("max-side", self.max_side, "pixels in 64..16384")
-        if not 0 <= self.seed < 2**32:
-            bad("seed", self.seed, "an integer in 0..2^32-1")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PipelineConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -170,60 +81,6 @@ def _peak_rss_mb() -> float | None:
     except OSError:
         pass
     return None
-
-
-def _png(path: Path, array: np.ndarray) -> None:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    if not path.is_file():
-        raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
-    with _reading(path), Image.open(path) as im:
-        return np.asarray(im)
-
-
-class _reading:
-    """Turns any failure to read a saved stage output into one line naming the file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        if not self.path.is_file():
-            raise InputError(
-                f"{self.path}: saved stage output not found (run the earlier stages first)"
-            )
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is None or isinstance(exc, InputError):
-            return False
-        if isinstance(exc, (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError,
-                            EOFError, AssertionError)):  # fmt: skip
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(
-                f"{self.path}: damaged saved stage output ({why}); rerun from an earlier stage"
-            ) from None
-        return False
-
-
-def _read_json(path: Path, schema: str | None = None):
-    with _reading(path):
-        payload = json.loads(path.read_text())
-        if not isinstance(payload, dict):
-            raise ValueError(f"expected a JSON object, found {type(payload).__name__}")
-        if schema is not None and payload.get("schema") != schema:
-            raise ValueError(f"expected schema {schema!r}, found {payload.get('schema')!r}")
-        return payload
 
 
 class SceneMakerPipeline:
@@ -301,13 +158,13 @@ class SceneMakerPipeline:
         atomic_write_json(out / "config.json", config)
 
         t0 = time.perf_counter()
-        before = _snapshot(out)
+        before = snapshot(out)
         if start == 0:
             rgb, notes = self._load_image(image)
             timer.notes += notes
-            _png(out / "input" / "image.png", rgb)
+            write_png(out / "input" / "image.png", rgb)
         else:
-            rgb = _read_png(out / "input" / "image.png")[..., :3]
+            rgb = read_png(out / "input" / "image.png")[..., :3]
 
         def stage(name, fn, loader, saved=None, count=None):
             nonlocal before
@@ -327,36 +184,36 @@ class SceneMakerPipeline:
             timer.seconds[name] = round(time.perf_counter() - t, 3)
             timer.peak_rss_mb[name] = _peak_rss_mb()
             self._log(f"  {name}: {timer.seconds[name]:.2f} s")
-            after = _snapshot(out)
+            after = snapshot(out)
             written = [p for p, key in after.items() if before.get(p) != key]
             records.finished(name, expected, written)
-            before = _snapshot(out)
+            before = snapshot(out)
             return result
 
         masks, labels, scores, depth, K = stage(
             "perception",
             lambda: self._perception(rgb, out, timer),
-            lambda: self._load_perception(out),
+            lambda: load_perception(out),
         )
         if len(masks) == 0:
             timer.notes.append("no object detected: the scene is empty")
         amodal = stage(
             "deocclusion",
             lambda: self._deocclusion(rgb, masks, labels, depth, out),
-            lambda: self._load_deocclusion(out, masks, labels),
+            lambda: load_deocclusion(out, masks, labels),
         )
         points = self._observed_points(depth, K, masks)
         meshes = stage(
             "object3d",
             lambda: self._object3d(amodal, masks, labels, points, K, out, extra, timer),
-            lambda: self._load_object3d(out),
+            lambda: load_object3d(out),
             "object3d/objects.json",
             lambda r: r,
         )
         poses, skipped, hypotheses = stage(
             "pose",
             lambda: self._pose(rgb, depth, K, masks, meshes, out, timer),
-            lambda: self._load_poses(out / "pose" / "poses.json"),
+            lambda: load_poses(out / "pose" / "poses.json"),
             "pose/poses.json",
             lambda r: r[0],
         )
@@ -365,7 +222,7 @@ class SceneMakerPipeline:
             lambda: self._refine(
                 poses, meshes, points, skipped, hypotheses, (depth, K, masks), out, timer
             ),
-            lambda: self._load_refined(out / "refine" / "poses.json"),
+            lambda: load_refined(out / "refine" / "poses.json"),
             "refine/poses.json",
             lambda r: r[0],
         )
@@ -434,7 +291,7 @@ class SceneMakerPipeline:
         stacked = found.masks if len(found) else np.zeros((0, h, w), bool)
         timer.notes += write_label_png(found if len(found) else stacked, folder / "masks.png")
         # the label PNG is for viewing (overlaps: the later mask wins); this is what is read back
-        self._save_npy(folder / "masks.npy", np.packbits(stacked, axis=-1))
+        save_npy(folder / "masks.npy", np.packbits(stacked, axis=-1))
         atomic_write_json(
             folder / "objects.json",
             {
@@ -443,8 +300,8 @@ class SceneMakerPipeline:
                 "scores": [None if s is None else float(s) for s in found.scores],
             },
         )
-        self._save_npy(folder / "depth.npy", depth_map.depth)
-        _png(folder / "depth.png", np.clip(depth_map.depth * 1000, 0, 65535).astype(np.uint16))
+        save_npy(folder / "depth.npy", depth_map.depth)
+        write_png(folder / "depth.png", np.clip(depth_map.depth * 1000, 0, 65535).astype(np.uint16))
         atomic_write_json(
             folder / "intrinsics.json",
             {"schema": "scenemaker.intrinsics/1", "K": depth_map.K, "width": w, "height": h},
@@ -462,90 +319,24 @@ class SceneMakerPipeline:
     def _original_size(self, width, height):
         return self._image_scale[0] if self._image_scale is not None else (width, height)
 
-    @staticmethod
-    def _save_npy(path: Path, array: np.ndarray) -> None:
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, array, allow_pickle=False)
-        atomic_write_bytes(path, buf.getvalue())
-
-    def _load_perception(self, out: Path):
-        folder = out / "perception"
-        meta = _read_json(folder / "objects.json", "scenemaker.objects/1")
-        with _reading(folder / "objects.json"):
-            labels, scores = list(meta["labels"]), list(meta["scores"])
-            if len(labels) != len(scores) or not all(isinstance(x, str) for x in labels):
-                raise ValueError("expected as many string labels as scores")
-        with _reading(folder / "depth.npy"):
-            depth = np.load(folder / "depth.npy", allow_pickle=False)
-            if depth.ndim != 2 or depth.dtype.kind != "f":
-                raise ValueError(
-                    f"expected a 2-D float depth map, found {depth.dtype} {depth.shape}"
-                )
-        with _reading(folder / "masks.npy"):
-            packed = np.load(folder / "masks.npy", allow_pickle=False)
-            if (
-                packed.ndim != 3
-                or packed.dtype != np.uint8
-                or packed.shape[:2] != (len(labels), depth.shape[0])
-                or packed.shape[2] * 8 < depth.shape[1]
-            ):
-                raise ValueError(
-                    f"expected packed masks of {len(labels)} objects of {depth.shape[1]}x"
-                    f"{depth.shape[0]} px, found {packed.dtype} {packed.shape}"
-                )
-            unpacked = np.unpackbits(packed, axis=-1, count=depth.shape[1]).astype(bool)
-        masks = [unpacked[k] for k in range(len(labels))]
-        intrinsics = _read_json(folder / "intrinsics.json", "scenemaker.intrinsics/1")
-        with _reading(folder / "intrinsics.json"):
-            K = np.asarray(intrinsics["K"], dtype=np.float64)
-            if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-                raise ValueError("expected a 3x3 K with positive focal lengths")
-        return masks, labels, scores, depth, K
-
     def _deocclusion(self, rgb, masks, labels, depth, out: Path):
-        from .deocclusion import make_crop
+        from .deocclusion.base import make_crop, occluders_in_front
 
         deoccluder = self.backend("deoccluder")
         folder = out / "deocclusion"
         results, records = [], []
         for k, (mask, label) in enumerate(zip(masks, labels, strict=True)):
-            crop = make_crop(rgb, mask, label, occluders=_occluders(masks, k, depth))
+            crop = make_crop(rgb, mask, label, occluders=occluders_in_front(masks, k, depth))
             amodal = deoccluder.complete(crop)
             results.append(amodal)
-            _png(folder / f"object_{k:02d}_input.png", crop.image)
-            _png(folder / f"object_{k:02d}_amodal.png", amodal.image)
-            _png(folder / f"object_{k:02d}_mask.png", amodal.mask.astype(np.uint8) * 255)
-            _png(folder / f"object_{k:02d}_visible.png", crop.visible_mask.astype(np.uint8) * 255)
+            write_png(folder / f"object_{k:02d}_input.png", crop.image)
+            write_png(folder / f"object_{k:02d}_amodal.png", amodal.image)
+            write_png(folder / f"object_{k:02d}_mask.png", amodal.mask.astype(np.uint8) * 255)
+            write_png(
+                folder / f"object_{k:02d}_visible.png", crop.visible_mask.astype(np.uint8) * 255
+            )
             records.append({"box": list(crop.box), "label": label, "method": amodal.method})
         atomic_write_json(folder / "crops.json", {"schema": "scenemaker.crops/1", "crops": records})
-        return results
-
-    def _load_deocclusion(self, out: Path, masks, labels):
-        from .deocclusion import AmodalCrop, ObjectCrop
-
-        folder = out / "deocclusion"
-        path = folder / "crops.json"
-        records = _read_json(path, "scenemaker.crops/1")
-        with _reading(path):
-            records = list(records["crops"])
-            if len(records) != len(masks):
-                raise ValueError(f"{len(records)} crops for {len(masks)} objects")
-            boxes = [tuple(int(v) for v in rec["box"]) for rec in records]
-            if any(len(b) != 4 for b in boxes):
-                raise ValueError("expected boxes of 4 integers")
-        results = []
-        for k, rec in enumerate(records):
-            image = _read_png(folder / f"object_{k:02d}_input.png")[..., :3]
-            visible = _read_png(folder / f"object_{k:02d}_visible.png") > 127
-            amodal = _read_png(folder / f"object_{k:02d}_amodal.png")[..., :3]
-            mask = _read_png(folder / f"object_{k:02d}_mask.png") > 127
-            with _reading(folder / f"object_{k:02d}_input.png"):
-                if not image.shape[:2] == visible.shape == amodal.shape[:2] == mask.shape[:2]:
-                    raise ValueError("the crop's images differ in size")
-            crop = ObjectCrop(image, visible, boxes[k], rec.get("label", labels[k]))
-            results.append(AmodalCrop(amodal, mask, crop, rec.get("method")))
         return results
 
     def _observed_points(self, depth, K, masks) -> list:
@@ -597,34 +388,6 @@ class SceneMakerPipeline:
         )
         return meshes
 
-    def _load_object3d(self, out: Path):
-        import trimesh
-
-        from .object3d import CanonicalMesh
-
-        folder = out / "object3d"
-        path = folder / "objects.json"
-        records = _read_json(path, "scenemaker.meshes/1")
-        with _reading(path):
-            records = list(records["objects"])
-            if not all(isinstance(r, dict) for r in records):
-                raise ValueError("expected one object per entry")
-        meshes = []
-        for k, rec in enumerate(records):
-            if "error" in rec:
-                meshes.append(None)
-                continue
-            glb = folder / f"object_{k:02d}.glb"
-            with _reading(glb):
-                mesh = trimesh.load(glb, force="mesh", process=False)
-                if len(getattr(mesh, "faces", ())) == 0:
-                    raise ValueError("no triangles")
-            with _reading(path):
-                pose = rec["initial_pose"]
-                pose = None if pose is None else Pose.from_dict(pose)
-                meshes.append(CanonicalMesh(mesh, rec["source"], pose, rec["textured"]))
-        return meshes
-
     def _pose(self, rgb, depth, K, masks, meshes, out: Path, timer):
         from .pose.estimator import Observation
 
@@ -647,7 +410,7 @@ class SceneMakerPipeline:
                 hypotheses = [[] for _ in masks]
                 for j, k in enumerate(have):
                     hypotheses[k] = list(result.hypotheses[j])
-        self._save_poses(out / "pose" / "poses.json", poses, skipped, hypotheses)
+        save_poses(out / "pose" / "poses.json", poses, skipped, hypotheses)
         return poses, skipped, hypotheses
 
     def _refine(self, poses, meshes, points, skipped, hypotheses, frame, out: Path, timer):
@@ -678,97 +441,28 @@ class SceneMakerPipeline:
                 )
                 for j, k in enumerate(have):
                     refined[k] = subset[j]
-        self._save_poses(
+        save_poses(
             out / "refine" / "poses.json", refined, skipped, None,
             {"confidence": confidences, "objects": records},
         )  # fmt: skip
         return refined, confidences
 
-    @staticmethod
-    def _save_poses(path: Path, poses, skipped, hypotheses=None, extra=None) -> None:
-        d = {
-            "schema": "scenemaker.poses/2",
-            "frame": "OpenCV camera (x right, y down, z forward), metres",
-            "poses": [None if p is None else p.to_dict() for p in poses],
-            "skipped": {str(k): v for k, v in skipped.items()},
-        }
-        if hypotheses is not None:  # the pose model's whole pool, for --from-stage refine
-            d["hypotheses"] = [[p.to_dict() for p in pool] for pool in hypotheses]
-        d.update(extra or {})
-        atomic_write_json(path, d)
-
-    @staticmethod
-    def _load_poses(path: Path):
-        if not path.is_file():
-            raise InputError(f"{path}: saved stage output not found (run the earlier stages first)")
-        try:
-            d = json.loads(path.read_text())
-            poses = [None if p is None else Pose.from_dict(p) for p in d["poses"]]
-            hypotheses = d.get("hypotheses")
-            if hypotheses is not None:
-                hypotheses = [[Pose.from_dict(p) for p in pool] for pool in hypotheses]
-            skipped = {int(k): v for k, v in d["skipped"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(
-                f"{path}: not a saved poses file ({type(exc).__name__}: {exc}); "
-                "rerun the earlier stages"
-            ) from None
-        return poses, skipped, hypotheses
-
-    @classmethod
-    def _load_refined(cls, path: Path):
-        poses, _, _ = cls._load_poses(path)
-        d = _read_json(path)
-        confidence = d.get("confidence") or [None] * len(poses)
-        if not isinstance(confidence, list) or len(confidence) != len(poses):
-            raise InputError(f"{path}: damaged saved stage output (confidences do not match poses)")
-        return poses, confidence
-
     def _export(self, out: Path, rgb, K, labels, scores, meshes, poses, skipped, confidences):
         scene = build_scene(
             rgb.shape[1], rgb.shape[0], K, labels, meshes, poses, skipped, confidences
         )
-        label_png = _read_png(out / "perception" / "masks.png")
+        label_png = read_png(out / "perception" / "masks.png")
         for obj in scene.objects:
             index = obj.instance_id - 2
             obj.mesh_file = f"object3d/object_{index:02d}.glb"
             obj.mask_file = f"masks/object_{index:02d}.png"
-            _png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
+            write_png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
         if self.config.usd:
             from .export_usd import export_usd
 
             export_usd(scene, out / "scene.usda")
         scene.export_glb(out / "scene.glb")
         scene.save_json(out / "scene.json")  # last: with report.json, marks a finished run
-
-
-def _snapshot(out: Path) -> dict:
-    """{path: (inode, mtime_ns, size)} of the files under ``out`` (but the run's own records):
-    files written by a stage (always a fresh file renamed into place) differ afterwards."""
-    from .stage_records import RECORDS_FILE
-
-    skip = {out / RECORDS_FILE, out / "config.json"}
-    found = {}
-    for path in out.rglob("*"):
-        if path in skip or path.name.endswith(".tmp") or not path.is_file():
-            continue
-        st = path.stat()
-        found[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
-    return found
-
-
-def _occluders(masks: list, k: int, depth: np.ndarray) -> np.ndarray:
-    """Pixels of other objects in front of object ``k``: nearer than most of its own pixels
-    (all other objects' pixels where depth is unknown)."""
-    others = np.zeros_like(masks[k])
-    for j, m in enumerate(masks):
-        if j != k:
-            others |= m
-    own = depth[masks[k] & (depth > 0)]
-    if own.size == 0:
-        return others
-    far = np.percentile(own, 90)
-    return others & ((depth <= 0) | (depth < far))
 
 
 def build_scene(width, height, K, labels, meshes, poses, skipped=None, confidences=None) -> Scene:

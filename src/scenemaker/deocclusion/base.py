@@ -123,3 +123,17 @@ class Deoccluder(Protocol):
     def complete(self, crop: ObjectCrop) -> AmodalCrop:
         """Complete the occluded parts of the object in ``crop`` (white = unknown)."""
         ...
+
+
+def occluders_in_front(masks: list, k: int, depth: np.ndarray) -> np.ndarray:
+    """Pixels of other objects in front of object ``k``: nearer than most of its own pixels
+    (all other objects' pixels where depth is unknown)."""
+    others = np.zeros_like(masks[k])
+    for j, m in enumerate(masks):
+        if j != k:
+            others |= m
+    own = depth[masks[k] & (depth > 0)]
+    if own.size == 0:
+        return others
+    far = np.percentile(own, 90)
+    return others & ((depth <= 0) | (depth < far))

@@ -21,8 +21,8 @@ from scenemaker.object3d.oracle import OracleGenerator
 from scenemaker.object3d.retrieval import RetrievalGenerator
 from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.scene import Camera
-from scenemaker.synth.cameras import look_at
 from scenemaker.sources import get_source
+from scenemaker.synth.cameras import look_at
 
 
 def _assert_canonical(mesh):

@@ -88,6 +88,7 @@ def icp(
     tolerance: float = 1e-7,
     init: np.ndarray | None = None,
     max_distance: float | None = None,
+    workers: int = -1,
 ) -> IcpResult:
     """Point-to-point ICP aligning ``source`` (N, 3) to ``target`` (M, 3).
 
@@ -110,6 +111,9 @@ def icp(
             ``init`` is dropped unless ``with_scale``.
         max_distance: optional maximum correspondence distance; pairs farther apart are
             ignored (robustness to outliers and partial overlap).
+        workers: threads per nearest-neighbour query (``cKDTree.query``; -1: every core).
+            Use 1 for a few hundred points aligned many times over, where starting the
+            threads costs more than the query itself.
 
     Returns:
         :class:`IcpResult` whose ``matrix`` maps ``source`` onto ``target`` (init included).
@@ -136,7 +140,7 @@ def icp(
 
     def match(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         moved = source @ m[:3, :3].T + m[:3, 3]
-        dist, idx = tree.query(moved, k=1, distance_upper_bound=upper, workers=-1)
+        dist, idx = tree.query(moved, k=1, distance_upper_bound=upper, workers=workers)
         keep = np.isfinite(dist)
         return dist, idx, keep
 

@@ -19,8 +19,9 @@ from _results import write_section
 from bench_pose import ensure_data
 
 from scenemaker.deocclusion.classical import ClassicalDeoccluder, NoDeocclusion
-from scenemaker.deocclusion.data import TripletDataset, build_triplets
+from scenemaker.deocclusion.data import build_triplets
 from scenemaker.deocclusion.evaluate import evaluate_deocclusion, format_table
+from scenemaker.deocclusion.triplet_dataset import TripletDataset
 from scenemaker.io_utils import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent

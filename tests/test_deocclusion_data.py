@@ -10,12 +10,11 @@ from PIL import Image
 
 from scenemaker.deocclusion import masks
 from scenemaker.deocclusion.base import make_crop
-from scenemaker.deocclusion.data import (
+from scenemaker.deocclusion.data import build_triplets
+from scenemaker.deocclusion.triplet_dataset import TripletDataset
+from scenemaker.deocclusion.triplets import (
     SCHEMA,
     Triplet,
-    TripletDataset,
-    build_triplets,
-    fit_light,
     normalise_mix,
     parse_mix,
     select_triplets,
@@ -106,31 +105,6 @@ def test_target_equals_input_on_visible_pixels(built):
         amodal = _png(out / r["amodal_mask"]) > 0
         assert (target[amodal & ~visible] < 250).any(axis=-1).mean() > 0.5 or r["occlusion"] < 0.05
     assert checked >= 5
-
-
-def test_fit_light_reproduces_the_render(scenes):
-    from scenemaker.render.scene import RenderObject, SceneRenderer
-    from scenemaker.synth.dataset import DatasetScene
-
-    scene = DatasetScene(scenes / "scene_000001")
-    objects = [
-        RenderObject(o.pose.apply(o.mesh.vertices), o.mesh.faces, o.instance_id, o.color)
-        for o in scene.scene.objects
-    ]
-    camera = scene.view(0).camera
-    renderer = SceneRenderer(camera.width, camera.height)
-    try:
-        for truth in [(0.3, 0.9, -0.5), (-0.8, 0.7, 0.2)]:
-            renderer.set_scene(objects, floor=False, light_dir=truth, background=(1, 1, 1))
-            view = renderer.render(camera, with_amodal=False)
-            light = fit_light(renderer, objects, [(camera, view.rgb, view.instance)])
-            renderer.set_scene(objects, floor=False, light_dir=light, background=(1, 1, 1))
-            again = renderer.render(camera, with_amodal=False)
-            on_objects = view.instance >= 2
-            diff = np.abs(again.rgb[on_objects].astype(int) - view.rgb[on_objects])
-            assert diff.mean() < 0.5 and diff.max() <= 2, (truth, light)
-    finally:
-        renderer.release()
 
 
 def test_each_mask_type_when_asked(scenes, tmp_path):
@@ -266,6 +240,7 @@ def test_bad_input_is_skipped_and_counted(scenes, tmp_path):
     folder = root / "scene_000000"
     shutil.copytree(scenes / "scene_000000", folder)
     shutil.copytree(scenes / "objects", root / "objects")
+    shutil.copy(scenes / "generate.json", root)  # the dataset's objects/ is then inside it
     payload = json.loads((folder / "scene.json").read_text())
     for obj in payload["objects"]:
         obj["label"] = "{chair}\n\t"  # braces and control characters break prompts
@@ -342,13 +317,39 @@ def test_bad_arguments(scenes, tmp_path):
 
 
 def test_stored_light_direction_is_used(scenes, tmp_path):
-    """scene.json metadata ``render.light_dir``, when present, replaces the fitted light."""
+    """Targets are lit with scene.json's ``metadata.render.light_dir`` (the writer stores it)."""
     root = tmp_path / "lit"
     shutil.copytree(scenes / "scene_000000", root / "scene_000000")
     shutil.copytree(scenes / "objects", root / "objects")
+    shutil.copy(scenes / "generate.json", root)  # the dataset's objects/ is then inside it
     path = root / "scene_000000" / "scene.json"
     payload = json.loads(path.read_text())
     payload["metadata"]["render"] = {"light_dir": [0.0, -1.0, 0.0]}  # not the light it had
     path.write_text(json.dumps(payload))
     summary = build_triplets([root], tmp_path / "out", {"brush": 1}, SIZE, progress=False)
     assert summary["triplets"] == 0 and summary["skipped"]["render_mismatch"] > 0
+
+
+def test_scene_without_stored_light_is_skipped(scenes, tmp_path):
+    """A scene.json without ``metadata.render.light_dir`` (written before the generator
+    recorded it) cannot be re-lit: that scene is skipped, with a warning naming it."""
+    root = tmp_path / "unlit"
+    for name in ("scene_000000", "scene_000001", "objects"):
+        shutil.copytree(scenes / name, root / name)
+    shutil.copy(scenes / "generate.json", root)
+    path = root / "scene_000000" / "scene.json"
+    payload = json.loads(path.read_text())
+    del payload["metadata"]["render"]
+    path.write_text(json.dumps(payload))
+    with pytest.warns(UserWarning, match="light_dir"):
+        summary = build_triplets([root], tmp_path / "out", {"brush": 1}, SIZE, progress=False)
+    assert summary["skipped"]["scene_unreadable"] == 1 and summary["triplets"] > 0
+    assert all(r["scene"].endswith("scene_000001") for r in _manifest(tmp_path / "out"))
+
+
+def test_select_triplets_without_any_candidate_is_empty_not_a_crash():
+    from scenemaker.deocclusion.triplets import DEFAULT_MIX
+
+    selected, dropped, missing = select_triplets([], dict(DEFAULT_MIX), 2.0, seed=0)
+    assert selected == [] and sum(dropped.values()) == 0
+    assert sorted(missing) == sorted(t for t, share in DEFAULT_MIX.items() if share > 0)

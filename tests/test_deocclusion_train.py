@@ -19,14 +19,10 @@ from scenemaker.deocclusion.evaluate import (
 )
 from scenemaker.deocclusion.flux import LORA_WEIGHT_NAME, FluxKontextDeoccluder, deocclusion_prompt
 from scenemaker.deocclusion.image_metrics import ClipSimilarity, mask_iou, psnr, ssim, ssim_map
-from scenemaker.deocclusion.train import (
-    LORA_STATE_FILE,
-    STATE_FILE,
-    preset,
-    sample_sigmas,
-    shift_sigmas,
-    train_deocclusion_lora,
-)
+from scenemaker.deocclusion.train import train_deocclusion_lora
+from scenemaker.deocclusion.train_checkpoints import LORA_STATE_FILE, STATE_FILE
+from scenemaker.deocclusion.train_config import preset
+from scenemaker.deocclusion.train_loss import sample_sigmas, shift_sigmas
 from scenemaker.errors import MissingWeightsError
 
 MASK_TYPES = ("scene", "cutout", "border", "brush")

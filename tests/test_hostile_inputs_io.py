@@ -144,7 +144,7 @@ def test_hostile_coco_masks_are_one_line_cli_errors(frame, tmp_path, case):
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"error: {masks}: annotation 0: "), lines[0]
     assert message in lines[0]
-    assert not (tmp_path / "out" / "scene.json").exists()
+    assert not (tmp_path / "out").exists()  # nothing half-written: the new folder is gone
 
 
 def test_deeply_nested_coco_json_is_one_line(frame, tmp_path):

@@ -58,7 +58,8 @@ def add_eval(eval_sub) -> None:
 
 
 def cmd_data(args) -> int:
-    from .deocclusion.data import build_triplets, parse_mix
+    from .deocclusion.data import build_triplets
+    from .deocclusion.triplets import parse_mix
 
     summary = build_triplets(
         args.scenes, args.out, mix=parse_mix(args.mix) if args.mix else None, size=args.size,
@@ -71,7 +72,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .deocclusion.train import preset, train_deocclusion_lora
+    from .deocclusion.train import train_deocclusion_lora
+    from .deocclusion.train_config import preset
 
     overrides = {
         "max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
@@ -86,9 +88,9 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from .deocclusion.classical import ClassicalDeoccluder, NoDeocclusion
-    from .deocclusion.data import TripletDataset
     from .deocclusion.evaluate import evaluate_deocclusion, format_table
-    from .deocclusion.train import preset
+    from .deocclusion.train_config import preset
+    from .deocclusion.triplet_dataset import TripletDataset
     from .io_utils import atomic_write_bytes, atomic_write_json
 
     dataset = TripletDataset(args.triplets)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,35 +51,9 @@ from .stage_io import (
     snapshot,
     write_png,
 )
+from .stage_timing import StageTimer, peak_rss_mb, reset_peak_rss
 
 CV_TO_GL3 = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes <-> OpenGL camera axes
-
-
-@dataclass
-class StageTimer:
-    seconds: dict = field(default_factory=dict)
-    peak_rss_mb: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)
-
-
-def _reset_peak_rss() -> None:
-    """Linux: reset the process's peak resident memory (VmHWM) so each stage gets its own."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 class SceneMakerPipeline:
@@ -139,8 +112,21 @@ class SceneMakerPipeline:
         refiner = self.backend("refiner")
         if hasattr(refiner, "check"):  # e.g. no OpenGL: say so before any work is done
             refiner.check()
+        if not out.exists():  # a run that stops before any stage finished leaves nothing
+            out.mkdir(parents=True)
+            try:
+                return self._run(image, out, start, records, expected, extra)
+            except BaseException:
+                if not records.stages:
+                    import shutil
+
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+        return self._run(image, out, start, records, expected, extra)
+
+    def _run(self, image, out: Path, start: int, records, expected, extra) -> dict:
+        from_stage = STAGES[start]
         timer = StageTimer()
-        out.mkdir(parents=True, exist_ok=True)
         earlier = None
         if start > 0 and (out / "config.json").is_file():
             earlier = json.loads((out / "config.json").read_text())
@@ -179,10 +165,10 @@ class SceneMakerPipeline:
                 return result
             t = time.perf_counter()
             self._log(f"[bold]{name}[/bold] ...")
-            _reset_peak_rss()
+            reset_peak_rss()
             result = fn()
             timer.seconds[name] = round(time.perf_counter() - t, 3)
-            timer.peak_rss_mb[name] = _peak_rss_mb()
+            timer.peak_rss_mb[name] = peak_rss_mb()
             self._log(f"  {name}: {timer.seconds[name]:.2f} s")
             after = snapshot(out)
             written = [p for p, key in after.items() if before.get(p) != key]

@@ -175,6 +175,8 @@ def cmd_eval_pose(args) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"{args.out}: output path is a file, expected a folder")
+    if args.max_scenes is not None and args.max_scenes < 1:
+        raise CliError(f"--max-scenes {args.max_scenes}: expected an integer >= 1")
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not names:
         raise CliError(f"--methods {args.methods!r}: expected a comma-separated list of methods")
@@ -296,12 +298,32 @@ def _check_resolution(value: int) -> int:
     return value
 
 
+def _check_generate(args) -> None:
+    """``data generate`` options, each named in one line before any work."""
+    import math
+
+    _check_resolution(args.resolution)
+    for option, value in (("--scenes", args.scenes), ("--views", args.views),
+                          ("--workers", args.workers), ("--min-objects", args.min_objects)):  # fmt: skip
+        if value < 1:
+            raise CliError(f"{option} {value}: expected an integer >= 1")
+    if args.max_objects < args.min_objects:
+        raise CliError(
+            f"--max-objects {args.max_objects}: expected >= --min-objects {args.min_objects}"
+        )
+    for option, value in (("--any-face", args.any_face), ("--stack", args.stack)):
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise CliError(f"{option} {value}: expected a probability in [0, 1]")
+    if args.arena is not None and not (math.isfinite(args.arena) and args.arena > 0):
+        raise CliError(f"--arena {args.arena}: expected a radius in metres > 0")
+
+
 def cmd_generate(args) -> int:
     from .synth.cameras import ViewConfig
     from .synth.generate import GenerateConfig, generate_dataset
     from .synth.layout import LayoutConfig
 
-    _check_resolution(args.resolution)
+    _check_generate(args)
     config = GenerateConfig(
         objects=args.objects,
         split=args.split,

@@ -182,3 +182,18 @@ def test_device_reaches_the_pose_model():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="--device: device='cuda' but torch sees no CUDA"):
             build_backend("pose", PipelineConfig(device="cuda"))
+
+
+def test_run_options_cover_every_setting_with_its_default():
+    """The `run` options are checked against PipelineConfig: one option per field, same default."""
+    from dataclasses import fields
+
+    from scenemaker.cli import build_parser
+    from scenemaker.cli_pipeline import _DEST, _config
+
+    args = build_parser().parse_args(["run", "photo.png", "--out", "out"])
+    for f in fields(PipelineConfig):
+        assert hasattr(args, _DEST.get(f.name, f.name)), f"no run option for {f.name}"
+    assert _config(args) == PipelineConfig()
+    args = build_parser().parse_args(["run", "p.png", "--out", "o", "--steps", "7", "--fov", "50"])
+    assert _config(args).pose_steps == 7 and _config(args).fov == 50.0

@@ -92,22 +92,20 @@ def _parse_clicks(text: str | None):
         raise InputError(f"--clicks {text!r}: expected 'x,y;x,y|x,y' in pixels") from None
 
 
+# PipelineConfig field -> the `run` option's argparse dest, where they differ
+_DEST = {"pose_steps": "steps"}
+
+
 def _config(args):
+    """PipelineConfig from the `run` options: every field has its option (tests check that the
+    options and their defaults match the config's)."""
+    from dataclasses import fields
+
     from .pipeline import PipelineConfig
 
-    return PipelineConfig(
-        segmenter=args.segmenter, masks=args.masks, prompt=args.prompt,
-        clicks=_parse_clicks(args.clicks), segmenter_model=args.segmenter_model,
-        depth=args.depth, depth_file=args.depth_file, depth_scale=args.depth_scale,
-        invalid_depth=args.invalid_depth, K=args.K, fov=args.fov, depth_model=args.depth_model,
-        deocclusion=args.deocclusion, deocclusion_model=args.deocclusion_model, lora=args.lora,
-        generator=args.generator, generator_model=args.generator_model,
-        external_command=args.external_command, external_timeout=args.external_timeout,
-        pose=args.pose, pose_weights=args.pose_weights, pose_steps=args.steps,
-        pose_samples=args.pose_samples,
-        guidance=args.guidance, refine=args.refine, usd=args.usd, device=args.device,
-        dtype=args.dtype, cpu_offload=args.cpu_offload, max_side=args.max_side, seed=args.seed,
-    )  # fmt: skip
+    values = {f.name: getattr(args, _DEST.get(f.name, f.name)) for f in fields(PipelineConfig)}
+    values["clicks"] = _parse_clicks(args.clicks)
+    return PipelineConfig(**values)
 
 
 def _per_image(path: str | None, stem: str, kind: str) -> str | None:

@@ -87,7 +87,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .deocclusion.classical import ClassicalDeoccluder, NoDeocclusion
     from .deocclusion.evaluate import evaluate_deocclusion, format_table
     from .deocclusion.train_config import preset
     from .deocclusion.triplet_dataset import TripletDataset
@@ -96,25 +95,25 @@ def cmd_eval(args) -> int:
     dataset = TripletDataset(args.triplets)
     rule = preset("paper")  # the held-out scenes are those the trainer holds out
     items = dataset.split(rule.val_fraction, rule.seed)[1] if args.split == "val" else dataset
-    methods = {}
-    for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        if name == "none":
-            methods[name] = NoDeocclusion()
-        elif name == "classical":
-            methods[name] = ClassicalDeoccluder()
-        elif name == "flux-kontext":
-            from .deocclusion.flux import FluxKontextDeoccluder
+    from .backends import build_backend, names
+    from .errors import InputError
+    from .pipeline import PipelineConfig
 
-            kw = {"model": args.model} if args.model else {}
-            methods[name] = FluxKontextDeoccluder(device=args.device, **kw)
-            if args.lora:
-                methods[name + "+lora"] = FluxKontextDeoccluder(
-                    device=args.device, lora=args.lora, **kw
-                )
-        else:
-            raise ValueError(
-                f"unknown de-occlusion method {name!r} (none, classical, flux-kontext)"
+    methods = {}
+    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not wanted:
+        raise InputError(f"--methods {args.methods!r}: expected a comma-separated list of methods")
+    for name in wanted:  # built by the registry `scenemaker run` uses, from the same config
+        if name not in names("deoccluder"):
+            raise InputError(
+                f"--methods: unknown de-occlusion method {name!r} "
+                f"(choose from {', '.join(names('deoccluder'))})"
             )
+        config = PipelineConfig(deocclusion=name, deocclusion_model=args.model, device=args.device)
+        methods[name] = build_backend("deoccluder", config)
+        if name == "flux-kontext" and args.lora:
+            config.lora = args.lora
+            methods[name + "+lora"] = build_backend("deoccluder", config)
     clip_kw = {} if args.clip is None else {"clip": None if args.clip == "none" else args.clip}
     results = evaluate_deocclusion(items, methods, max_items=args.max_items, keep_items=False,
                                    progress=True, **clip_kw)  # fmt: skip

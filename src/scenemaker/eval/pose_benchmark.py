@@ -94,19 +94,26 @@ def build_methods(
     seed: int = 0,
     guidance: float | None = None,
 ) -> dict:
+    from ..backends import build_backend
+    from ..pipeline import PipelineConfig
     from ..pose.baselines import BoxFitEstimator, DiTIcpEstimator, OracleEstimator
     from ..pose.estimator import DiTPoseEstimator
 
+    def registered(pose: str):  # built by the registry `scenemaker run` uses
+        cfg = PipelineConfig(
+            pose=pose, pose_weights=None if weights is None else str(weights), pose_steps=steps,
+            guidance=guidance, seed=seed, pose_samples=1,
+        )  # fmt: skip
+        return build_backend("pose", cfg)
+
     methods = {}
     for name in names:
-        if name == "dit":
-            methods[name] = DiTPoseEstimator(weights, steps=steps, seed=seed, guidance=guidance)
+        if name in ("dit", "box_fit", "registration"):
+            methods[name] = registered(name)
         elif name == "dit_icp":
             methods[name] = DiTIcpEstimator(
                 DiTPoseEstimator(weights, steps=steps, seed=seed, guidance=guidance)
             )
-        elif name == "box_fit":
-            methods[name] = BoxFitEstimator(seed=seed)
         elif name in ("dit_fit", "dit_box_fit"):
             from ..pose.baselines import FitRefinedEstimator
 
@@ -118,10 +125,6 @@ def build_methods(
             from ..pose.baselines import FitRefinedEstimator
 
             methods[name] = FitRefinedEstimator(BoxFitEstimator(seed=seed), seed=seed, name=name)
-        elif name == "registration":
-            from ..pose.registration import RegistrationEstimator
-
-            methods[name] = RegistrationEstimator(seed=seed)
         elif name == "oracle":
             methods[name] = OracleEstimator()
         elif name == "default":

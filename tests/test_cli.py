@@ -9,8 +9,8 @@ import trimesh
 from PIL import Image
 
 from scenemaker.cli import main
-from scenemaker.synth.inspect import dataset_statistics, load_scene_payloads
 from scenemaker.sources import get_source
+from scenemaker.synth.inspect import dataset_statistics, load_scene_payloads
 
 
 @pytest.fixture(scope="module")

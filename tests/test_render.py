@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import trimesh
 
+from scenemaker.geometry.camera import backproject, depth_to_uint16
 from scenemaker.render.scene import RenderObject, SceneRenderer
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import look_at
-from scenemaker.synth.images import backproject, depth_to_uint16
 
 
 def _box(center, size, instance_id):

@@ -27,7 +27,9 @@ def write_frame(view, objects, folder: Path) -> dict:
 
     folder.mkdir(parents=True, exist_ok=True)
     _png(folder / "image.png", view.rgb)
-    depth_mm = np.clip(np.rint(view.depth * 1000.0), 0, 65535).astype(np.uint16)
+    from .geometry.camera import depth_to_uint16
+
+    depth_mm = depth_to_uint16(view.depth)
     _png(folder / "depth.png", depth_mm)
     label = np.zeros(view.instance.shape, np.uint8)
     kept = []

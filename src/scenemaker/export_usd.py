@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MissingDependencyError
+from .geometry.camera import CV_TO_GL
 from .scene import Scene
 
 
@@ -54,7 +55,7 @@ def export_usd(scene: Scene, path: str | Path, camera_index: int = 0) -> None:
             cam = scene.cameras[camera_index]
             camera = UsdGeom.Camera.Define(stage, "/Scene/camera")
             # USD cameras look down -z with +y up (OpenGL): camera-to-world times CV->GL flip
-            c2w = cam.camera_to_world @ np.diag([1.0, -1.0, -1.0, 1.0])
+            c2w = cam.camera_to_world @ CV_TO_GL
             camera.AddTransformOp().Set(Gf.Matrix4d(c2w.T.tolist()))
             aperture_mm = 36.0  # horizontal film width; focal length in the same units
             camera.CreateHorizontalApertureAttr(aperture_mm)

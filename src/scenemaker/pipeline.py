@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendError, InputError
+from .geometry.camera import CV_TO_GL3, depth_to_uint16
 from .io_utils import atomic_write_bytes, atomic_write_json
 from .pipeline_config import DTYPES, PIPELINE_SCHEMA, STAGES, PipelineConfig  # noqa: F401
 from .scene import Camera, ObjectInstance, Pose, Scene
@@ -52,8 +53,6 @@ from .stage_io import (
     write_png,
 )
 from .stage_timing import StageTimer, peak_rss_mb, reset_peak_rss
-
-CV_TO_GL3 = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes <-> OpenGL camera axes
 
 
 class SceneMakerPipeline:
@@ -287,7 +286,7 @@ class SceneMakerPipeline:
             },
         )
         save_npy(folder / "depth.npy", depth_map.depth)
-        write_png(folder / "depth.png", np.clip(depth_map.depth * 1000, 0, 65535).astype(np.uint16))
+        write_png(folder / "depth.png", depth_to_uint16(depth_map.depth))
         atomic_write_json(
             folder / "intrinsics.json",
             {"schema": "scenemaker.intrinsics/1", "K": depth_map.K, "width": w, "height": h},

@@ -21,14 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, SceneMakerError
+from .geometry.camera import CV_TO_GL
 from .geometry.transforms import pose_matrix
 from .io_utils import atomic_write_bytes, atomic_write_json, read_json
 
 SCENE_SCHEMA = "scenemaker.scene/1"
 _DATASET_SCENE_DIR = re.compile(r"^scene_\d{6}$")  # as synth.settings.SCENE_DIR
-
-# OpenCV camera axes -> OpenGL / glTF camera axes (flip y and z).
-CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def _as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:

@@ -60,7 +60,7 @@ def observed_points(
     """
     from scipy.ndimage import binary_erosion
 
-    from ..geometry.projection import backproject
+    from ..geometry.camera import backproject
 
     depth = np.asarray(depth, dtype=np.float32)
     valid = np.isfinite(depth) & (depth > 0)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry.camera import CV_TO_GL3
 from ..scene import Pose
 from .base import CanonicalMesh, ObjectObservation, canonical_mesh
 
 MIN_POINTS = 8
-CAMERA_TO_UPRIGHT = np.diag([1.0, -1.0, -1.0])
+CAMERA_TO_UPRIGHT = CV_TO_GL3
 """OpenCV camera axes (y down, z forward) -> upright axes (y up, z towards the camera)."""
 
 

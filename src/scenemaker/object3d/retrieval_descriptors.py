@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry.camera import CV_TO_GL3
+
 VIEW_YAWS = np.radians(np.arange(0.0, 360.0, 22.5))
 VIEW_ELEVATIONS = np.radians([12.0, 38.0])  # photos of rooms: cameras ~5-50 degrees up
 SIL = 32  # silhouette raster side (pixels)
@@ -26,7 +28,7 @@ def view_rotation(yaw: float, elevation: float) -> np.ndarray:
 
     c, s = np.cos(elevation), np.sin(elevation)
     pitch = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-    return pitch @ np.diag([1.0, -1.0, -1.0]) @ yaw_matrix(yaw)
+    return pitch @ CV_TO_GL3 @ yaw_matrix(yaw)
 
 
 VIEW_ROTATIONS = np.stack([view_rotation(y, e) for y in VIEW_YAWS for e in VIEW_ELEVATIONS])

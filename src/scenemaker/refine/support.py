@@ -36,7 +36,7 @@ def estimate_support_plane(
 ) -> SupportPlane | None:
     """RANSAC plane through the background (pixels of no object mask) with valid depth, or
     None when no plane holds ``min_share`` of those points (no floor or table in view)."""
-    from ..geometry.projection import backproject
+    from ..geometry.camera import backproject
 
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0)
     background = np.ones(depth.shape, dtype=bool)

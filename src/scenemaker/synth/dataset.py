@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry.camera import backproject
 from ..io_utils import read_json
 from ..scene import SCENE_SCHEMA, Camera, Scene, resolve_scene_file
-from .images import backproject, read_depth, read_image
+from .images import read_depth, read_image
 
 _VIEW_FILES = ("rgb", "depth", "instance")  # files each view record of scene.json names
 

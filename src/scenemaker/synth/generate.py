@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from ..io_utils import atomic_write_json, read_json
+from ..sources import get_source
 from .settings import (
     GENERATE_SCHEMA,
     MANIFEST_SCHEMA,
@@ -31,7 +32,6 @@ from .settings import (
     GenerateConfig,
     GenerationError,
 )
-from ..sources import get_source
 from .writer import SceneWriter, summarize_scene
 
 __all__ = ["GenerateConfig", "GenerationError", "generate_dataset", "write_manifest"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from ..sources import SPLITS
 from .cameras import ViewConfig
 from .layout import LayoutConfig
-from ..sources import SPLITS
 
 GENERATE_SCHEMA = "scenemaker.generate/1"
 MANIFEST_SCHEMA = "scenemaker.dataset/1"

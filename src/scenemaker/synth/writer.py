@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry.camera import depth_to_uint16
 from ..io_utils import atomic_write_bytes, atomic_write_json
 from ..scene import ObjectInstance, Scene
+from ..sources import MeshError, ObjectAsset, ObjectSource, get_source
 from .cameras import sample_camera
-from .images import depth_to_uint16, encode_png
+from .images import encode_png
 from .layout import LayoutError, sample_layout
 from .settings import SPLIT_CODES, GenerateConfig, GenerationError
-from ..sources import MeshError, ObjectAsset, ObjectSource, get_source
 
 
 def safe_name(object_id: str) -> str:
@@ -277,7 +278,7 @@ def _random_color(rng: np.random.Generator) -> np.ndarray:
 
 
 def _observed_points(depth, K, mask, max_points, rng) -> np.ndarray:
-    from .images import backproject
+    from ..geometry.camera import backproject
 
     pts = backproject(depth, K, mask)
     if len(pts) > max_points:

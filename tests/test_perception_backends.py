@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from scenemaker.errors import MissingDependencyError, MissingWeightsError
+from scenemaker.hub import cpu_offload, load_pretrained, parse_dtype, resolve_device
 from scenemaker.perception import Masks, PointMap
-from scenemaker.perception._hf import cpu_offload, load_pretrained, parse_dtype, resolve_device
 from scenemaker.perception.depth_models import (
     DepthAnythingDepth,
     DepthProDepth,
@@ -258,7 +258,7 @@ def test_missing_weights_offline_names_the_model(monkeypatch, tmp_path):
 
 
 def test_missing_weights_message_online(monkeypatch):
-    from scenemaker.perception import _hf
+    from scenemaker import hub as _hf
 
     monkeypatch.setattr(_hf, "hub_offline", lambda: False)
     message = _hf.missing_weights_message("org/model", "404 Client Error\nmore detail")

@@ -168,7 +168,7 @@ def build_backend(kind: str, config):
         return cls()
     if kind == "pose":
         if name == "dit":
-            from .perception._hf import resolve_device
+            from .hub import resolve_device
 
             try:
                 device = resolve_device(config.device)

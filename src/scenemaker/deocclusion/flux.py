@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, MissingWeightsError
+from ..hub import looks_like_path
 from .base import CROP_SIZE, AmodalCrop, ObjectCrop, validate_crop
 from .silhouette import WHITE_THRESHOLD, foreground_mask
 
@@ -91,7 +92,7 @@ class FluxKontextDeoccluder:
         self.lora = str(lora) if lora else None
         self.device = str(device)
         if self.device.strip().lower() == "auto":  # the GPU torch sees, else the CPU
-            from ..perception._hf import resolve_device
+            from ..hub import resolve_device
 
             self.device = resolve_device("auto")
         if dtype is None:
@@ -199,10 +200,6 @@ def _resize(image: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or "\\" in name or Path(name).exists()
-
-
 def _hub_errors() -> tuple[type[BaseException], ...]:
     """Errors from_pretrained raises when weights are missing: OSError covers the hub's HTTP,
     offline and not-cached errors; the rest are hub errors that are not OSErrors."""
@@ -217,25 +214,26 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 
 
 def _missing(model: str, what: str, error: BaseException | None = None) -> MissingWeightsError:
-    if _looks_like_path(model):
+    """One line naming the model: the hub helpers' message (``scenemaker.hub``), plus the
+    FLUX licence step for gated weights."""
+    from ..hub import missing_weights_message
+
+    if looks_like_path(model):
         reason = f" ({str(error).splitlines()[0][:200]})" if error is not None else ""
         return MissingWeightsError(f"{what} {model!r} not found or incomplete{reason}")
     gated = (
-        " (FLUX.1 weights are gated: accept the licence on the Hub and `huggingface-cli login` "
-        "first)"
+        " (FLUX.1 weights are gated: accept the licence on the Hub and log in first)"
         if what.startswith("FLUX")
         else ""
     )
-    return MissingWeightsError(
-        f"{what} {model!r} is not available offline: run `huggingface-cli download {model}` on "
-        f"a machine with network{gated}, or pass a local folder instead"
-    )
+    reason = str(error) if error is not None else ""
+    return MissingWeightsError(f"{what}: {missing_weights_message(model, reason)}{gated}")
 
 
 def _from_pretrained(pipeline_cls, model: str, torch_dtype):
-    if _looks_like_path(model) and not Path(model).expanduser().is_dir():
+    if looks_like_path(model) and not Path(model).expanduser().is_dir():
         raise _missing(model, "FLUX.1-Kontext model")
-    source = str(Path(model).expanduser()) if _looks_like_path(model) else model
+    source = str(Path(model).expanduser()) if looks_like_path(model) else model
     try:
         return pipeline_cls.from_pretrained(source, **_dtype_kwarg(torch_dtype))
     except _hub_errors() as error:
@@ -274,7 +272,7 @@ def _load_lora(pipe, lora: str, scale: float) -> None:
         if path.suffix != ".safetensors":
             raise InputError(f"LoRA file {lora!r} must be .safetensors (pickles are not loaded)")
         source, weight_name = str(path.parent), path.name
-    elif _looks_like_path(lora):
+    elif looks_like_path(lora):
         raise _missing(lora, "LoRA")
     else:
         source, weight_name = lora, LORA_WEIGHT_NAME  # a hub id

@@ -121,7 +121,7 @@ class Hunyuan3DGenerator:
             raise MissingDependencyError(INSTALL_HINT) from None
         import torch
 
-        from ..perception._hf import missing_weights_message, parse_dtype, resolve_device
+        from ..hub import missing_weights_message, parse_dtype, resolve_device
 
         device = resolve_device(self.device)
         dtype = parse_dtype(self.dtype) or (

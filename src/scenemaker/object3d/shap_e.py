@@ -94,7 +94,7 @@ class ShapEGenerator:
             return self._pipe
         from diffusers import ShapEImg2ImgPipeline
 
-        from ..perception._hf import load_pretrained, parse_dtype, resolve_device
+        from ..hub import load_pretrained, parse_dtype, resolve_device
 
         device = resolve_device(self.device)
         dtype = parse_dtype(self.dtype)

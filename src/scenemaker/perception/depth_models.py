@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingDependencyError, MissingWeightsError
-from ._hf import (
+from ..hub import (
     as_intrinsics,
     as_rgb,
     cpu_offload,

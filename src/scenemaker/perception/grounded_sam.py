@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._hf import (
+from ..hub import (
     as_rgb,
     cpu_offload,
     load_pretrained,

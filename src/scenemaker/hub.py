@@ -1,4 +1,4 @@
-"""Shared helpers of the Hugging Face-backed perception backends.
+"""Shared helpers of every Hugging Face-backed backend (perception, FLUX, Shap-E, Hunyuan3D).
 
 Loading (``load_pretrained``: one clear ``MissingWeightsError`` instead of a hub traceback),
 dtype / device parsing, the ``cpu_offload`` context manager and input checks. torch and the
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingWeightsError
+from .errors import MissingWeightsError
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")
@@ -33,8 +33,11 @@ def hub_offline() -> bool:
     return flag or is_offline_mode()
 
 
-def _looks_like_path(model: str) -> bool:
-    return model.startswith(("/", "./", "../", "~", "\\")) or model.count("/") > 1 or "\\" in model
+def looks_like_path(model: str) -> bool:
+    """A local file or folder rather than a hub id ("owner/name")."""
+    model = str(model)
+    starts = model.startswith(("/", "./", "../", "~", "\\"))
+    return starts or model.count("/") > 1 or "\\" in model or Path(model).exists()
 
 
 def missing_weights_message(model: str, reason: str = "") -> str:
@@ -42,7 +45,7 @@ def missing_weights_message(model: str, reason: str = "") -> str:
     reason = reason.strip().splitlines()[0] if reason.strip() else ""
     if Path(model).expanduser().exists():
         return f"model folder '{model}' is missing files or is unreadable ({reason})"
-    if _looks_like_path(model):
+    if looks_like_path(model):
         return f"model path '{model}' does not exist"
     if hub_offline():
         return (

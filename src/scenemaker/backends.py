@@ -175,7 +175,8 @@ def build_backend(kind: str, config):
             except ValueError as exc:
                 raise InputError(f"--device: {exc}") from None
             return cls(config.pose_weights, steps=config.pose_steps, guidance=config.guidance,
-                       seed=config.seed, samples=config.pose_samples, device=device)  # fmt: skip
+                       seed=config.seed, samples=config.pose_samples, device=device,
+                       dtype=config.dtype)  # fmt: skip
         if name == "initial":
             return cls()
         return cls(seed=config.seed)

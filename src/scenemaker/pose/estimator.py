@@ -120,8 +120,12 @@ class DiTPoseEstimator:
         model=None,
         image_encoder=None,
         samples: int = 1,
+        dtype: str | None = None,
     ):
+        from ..hub import parse_dtype
         from .model import PoseDiT
+
+        self.dtype = parse_dtype(dtype)  # compute dtype of the sampling (autocast); None: float32
 
         if model is None:
             path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
@@ -230,7 +234,13 @@ class DiTPoseEstimator:
                 for d in range(draws)
             ]
         )
-        x = sample_poses(self.model, batch, self.steps, self.guidance, initial=noise)
+        import contextlib
+
+        lower = self.dtype is not None and self.dtype != torch.float32
+        kind = torch.device(self.device).type
+        with torch.autocast(kind, dtype=self.dtype) if lower else contextlib.nullcontext():
+            x = sample_poses(self.model, batch, self.steps, self.guidance, initial=noise)
+        x = x.float()
         out = [decode_pose(x[d].cpu().numpy(), inputs.center, inputs.scale) for d in range(draws)]
         return out[0] if samples is None else out
 

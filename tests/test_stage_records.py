@@ -251,3 +251,25 @@ def test_the_pose_model_computes_in_the_dtype_asked_for():
     R, t, s = dit.sample(points, canonical)
     assert calls and set(calls) == {torch.bfloat16}
     assert np.isfinite(R).all() and np.isfinite(t).all() and (s > 0).all()
+
+
+def test_observed_points_are_computed_once_per_frame(frame, monkeypatch):
+    """The pose model and the render refiner read each object's observed points from the
+    frame: one computation per object, not one per stage."""
+    from scenemaker.eval.pose_benchmark import default_chain
+    from scenemaker.pose import estimator
+    from scenemaker.pose.estimator import Observation
+
+    calls = []
+    real = estimator.observed_points
+    monkeypatch.setattr(
+        estimator, "observed_points", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    view = frame["view"]
+    masks = [view.instance == o.instance_id for o in frame["objects"]]
+    chain = default_chain()
+    chain.refiner.settings.steps = 1  # the count, not the quality, is under test
+    chain.estimate(
+        Observation(view.depth, view.camera.K, masks), [o.mesh for o in frame["objects"]]
+    )
+    assert len(calls) == len(masks)

@@ -39,6 +39,7 @@ from .errors import BackendError, InputError
 from .geometry.camera import CV_TO_GL3, depth_to_uint16
 from .io_utils import atomic_write_bytes, atomic_write_json
 from .pipeline_config import DTYPES, PIPELINE_SCHEMA, STAGES, PipelineConfig  # noqa: F401
+from .pose.estimator import Observation
 from .scene import Camera, ObjectInstance, Pose, Scene
 from .stage_io import (
     load_deocclusion,
@@ -195,9 +196,12 @@ class SceneMakerPipeline:
             "object3d/objects.json",
             lambda r: r,
         )
+        # one frame for the pose and refine stages: each object's observed points once
+        have = [k for k, m in enumerate(meshes) if m is not None]
+        frame = Observation(depth, K, [masks[k] for k in have], rgb)
         poses, skipped, hypotheses = stage(
             "pose",
-            lambda: self._pose(rgb, depth, K, masks, meshes, out, timer),
+            lambda: self._pose(frame, have, masks, meshes, out, timer),
             lambda: load_poses(out / "pose" / "poses.json"),
             "pose/poses.json",
             lambda r: r[0],
@@ -205,7 +209,7 @@ class SceneMakerPipeline:
         poses, confidences = stage(
             "refine",
             lambda: self._refine(
-                poses, meshes, points, skipped, hypotheses, (depth, K, masks), out, timer
+                frame, have, poses, meshes, points, skipped, hypotheses, out, timer
             ),
             lambda: load_refined(out / "refine" / "poses.json"),
             "refine/poses.json",
@@ -373,16 +377,12 @@ class SceneMakerPipeline:
         )
         return meshes
 
-    def _pose(self, rgb, depth, K, masks, meshes, out: Path, timer):
-        from .pose.estimator import Observation
-
+    def _pose(self, observation, have, masks, meshes, out: Path, timer):
         # objects without a mesh (their generator failed) are left out of pose estimation
         skipped = {k: "no mesh (see report notes)" for k, m in enumerate(meshes) if m is None}
         poses: list = [None] * len(masks)
         hypotheses: list | None = None
-        have = [k for k, m in enumerate(meshes) if m is not None]
         if have:
-            observation = Observation(depth, K, [masks[k] for k in have], rgb)
             estimator = self.backend("pose")
             if getattr(estimator, "name", "") == "initial":
                 result = estimator.estimate(observation, [meshes[k] for k in have])
@@ -398,16 +398,11 @@ class SceneMakerPipeline:
         save_poses(out / "pose" / "poses.json", poses, skipped, hypotheses)
         return poses, skipped, hypotheses
 
-    def _refine(self, poses, meshes, points, skipped, hypotheses, frame, out: Path, timer):
-        from .pose.estimator import Observation
-
-        have = [k for k, m in enumerate(meshes) if m is not None]
+    def _refine(self, observation, have, poses, meshes, points, skipped, hypotheses, out, timer):
         refined: list = [None] * len(poses)
         confidences: list = [None] * len(poses)
         records: list = [None] * len(poses)
         if have:
-            depth, K, masks = frame
-            observation = Observation(depth, K, [masks[k] for k in have])
             refiner = self.backend("refiner")
             sub_poses = [poses[k] for k in have]
             sub_meshes = [meshes[k].mesh for k in have]

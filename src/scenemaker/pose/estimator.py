@@ -23,7 +23,9 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("weights")
 
 @dataclass
 class Observation:
-    """One RGB-D view: metric depth, intrinsics and one visible mask per object."""
+    """One RGB-D view: metric depth, intrinsics and one visible mask per object; each
+    object's observed points are computed once (:meth:`points`) for every stage that reads
+    them (the pose model and the refiner)."""
 
     depth: np.ndarray  # (H, W) metres, camera z; 0 / NaN / inf = invalid
     K: np.ndarray  # (3, 3) pixels
@@ -41,6 +43,15 @@ class Observation:
             if np.shape(m) != self.depth.shape:
                 raise ValueError(f"mask {k} has shape {np.shape(m)}, depth {self.depth.shape}")
         self.masks = [np.asarray(m, dtype=bool) for m in self.masks]
+        self._points: dict = {}
+
+    def points(self, k: int, count: int = 256, seed: int = 0) -> np.ndarray:
+        """Object ``k``'s cleaned, farthest-point-ordered observed points (camera frame),
+        computed on first use (:func:`scenemaker.geometry.points.observed_points`)."""
+        key = (k, count, seed)
+        if key not in self._points:
+            self._points[key] = observed_points(self.depth, self.K, self.masks[k], count, seed=seed)
+        return self._points[key]
 
 
 @dataclass
@@ -88,7 +99,7 @@ def prepare_objects(
         if not mask.any():
             out.skipped[k] = "empty mask"
             continue
-        pts = observed_points(observation.depth, observation.K, mask, num_points, seed=seed)
+        pts = observation.points(k, num_points, seed)
         if len(pts) < MIN_OBSERVED_POINTS:
             out.skipped[k] = f"only {len(pts)} valid observed points (< {MIN_OBSERVED_POINTS})"
             continue

@@ -82,8 +82,6 @@ class RenderCompareRefiner:
     def refine_detailed(self, poses, meshes, observation, hypotheses=None):
         """One :class:`ObjectRefinement` per object. ``hypotheses[k]`` (a list of poses) is
         object k's pool; without it the pool is ``[poses[k]]``."""
-        from ..geometry.points import observed_points
-
         if observation is None:
             raise ValueError("render-and-compare refinement needs the observation")
         if len(poses) != len(meshes) or len(meshes) != len(observation.masks):
@@ -92,9 +90,9 @@ class RenderCompareRefiner:
             )
         st = self.settings
         depth = np.where(np.isfinite(observation.depth), observation.depth, 0.0)
-        all_points = [
-            observed_points(depth, observation.K, m, 256, seed=st.seed) if m.any() else None
-            for m in observation.masks
+        all_points = [  # the pose model read the same points: computed once per frame
+            observation.points(k, 256, st.seed) if m.any() else None
+            for k, m in enumerate(observation.masks)
         ]
         self._plane = None
         if st.support_plane:

@@ -50,8 +50,10 @@ def _extra(frame):
 @pytest.fixture(scope="module")
 def oracle_run(frame, tmp_path_factory):
     out = tmp_path_factory.mktemp("oracle")
-    report = SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
-        frame["image"], out, extra=_extra(frame)
+    report = (
+        SceneMakerPipeline(_config(frame, generator="oracle"), progress=False)
+        .run(frame["image"], out, extra=_extra(frame))
+        .report
     )
     return out, report
 
@@ -119,9 +121,13 @@ def test_from_stage_reuses_saved_results(frame, oracle_run, tmp_path):
     shutil.copytree(oracle_run[0], out)
     before = (out / "perception" / "masks.png").stat().st_mtime_ns
     meshes_before = (out / "object3d" / "object_00.glb").read_bytes()
-    report = SceneMakerPipeline(
-        _config(frame, generator="oracle", pose="box_fit", refine="none"), progress=False
-    ).run(frame["image"], out, from_stage="pose")
+    report = (
+        SceneMakerPipeline(
+            _config(frame, generator="oracle", pose="box_fit", refine="none"), progress=False
+        )
+        .run(frame["image"], out, from_stage="pose")
+        .report
+    )
     assert set(report["seconds"]) == {"pose", "refine", "export", "total"}
     assert (out / "perception" / "masks.png").stat().st_mtime_ns == before
     assert (out / "object3d" / "object_00.glb").read_bytes() == meshes_before
@@ -144,16 +150,20 @@ def test_overlapping_masks_survive_a_resumed_run(frame, tmp_path):
             return Masks(np.stack([first, second]), ["a", "b"], [0.9, 0.8])
 
     cfg = _config(frame, pose="box_fit", refine="none", generator="lift")
-    report = SceneMakerPipeline(cfg, progress=False, segmenter=Overlapping()).run(
-        frame["image"], tmp_path
+    report = (
+        SceneMakerPipeline(cfg, progress=False, segmenter=Overlapping())
+        .run(frame["image"], tmp_path)
+        .report
     )
     assert any("hidden" in n or "covered" in n for n in report["notes"]), report["notes"]
     masks, labels, *_ = load_perception(tmp_path)
     assert labels == ["a", "b"]
     np.testing.assert_array_equal(masks[0], first)
     np.testing.assert_array_equal(masks[1], second)
-    again = SceneMakerPipeline(cfg, progress=False).run(
-        frame["image"], tmp_path, from_stage="deocclusion"
+    again = (
+        SceneMakerPipeline(cfg, progress=False)
+        .run(frame["image"], tmp_path, from_stage="deocclusion")
+        .report
     )
     assert again["placed"] == report["placed"]
     config = json.loads((tmp_path / "config.json").read_text())
@@ -172,8 +182,10 @@ def test_no_object_gives_an_empty_valid_scene(frame, tmp_path):
 
     empty = tmp_path / "empty.png"
     Image.fromarray(np.zeros(frame["view"].depth.shape, np.uint8)).save(empty)
-    report = SceneMakerPipeline(_config(frame, masks=str(empty)), progress=False).run(
-        frame["image"], tmp_path / "out"
+    report = (
+        SceneMakerPipeline(_config(frame, masks=str(empty)), progress=False)
+        .run(frame["image"], tmp_path / "out")
+        .report
     )
     assert report["objects"] == 0 and any("no object" in n for n in report["notes"])
     scene = json.loads((tmp_path / "out" / "scene.json").read_text())
@@ -215,7 +227,7 @@ def test_an_object_whose_mesh_fails_is_skipped_and_reported(frame, tmp_path):
     pipe = SceneMakerPipeline(
         _config(frame, pose="box_fit"), progress=False, generator=FailsOnOne()
     )
-    report = pipe.run(frame["image"], tmp_path, extra=_extra(frame))
+    report = pipe.run(frame["image"], tmp_path, extra=_extra(frame)).report
     n = len(frame["objects"])
     assert report["placed"] == n - 1 and "1" in report["skipped"]
     assert any("timed out" in note for note in report["notes"])
@@ -223,8 +235,10 @@ def test_an_object_whose_mesh_fails_is_skipped_and_reported(frame, tmp_path):
     assert [o["instance_id"] for o in scene["objects"]] == [k + 2 for k in range(n) if k != 1]
     assert scene["metadata"]["skipped"]["1"].startswith("no mesh")
     # and it can be re-run from the pose stage on what was saved
-    again = SceneMakerPipeline(_config(frame, pose="box_fit"), progress=False).run(
-        frame["image"], tmp_path, from_stage="pose"
+    again = (
+        SceneMakerPipeline(_config(frame, pose="box_fit"), progress=False)
+        .run(frame["image"], tmp_path, from_stage="pose")
+        .report
     )
     assert again["placed"] == n - 1
 
@@ -246,8 +260,10 @@ def test_when_no_object_gets_a_mesh_the_run_stops_with_the_reason(frame, tmp_pat
 
 def test_large_images_are_downscaled_with_their_intrinsics(frame, tmp_path):
     cfg = _config(frame, generator="oracle", pose="box_fit", refine="none", max_side=96)
-    report = SceneMakerPipeline(cfg, progress=False).run(
-        frame["image"], tmp_path, extra=_extra(frame)
+    report = (
+        SceneMakerPipeline(cfg, progress=False)
+        .run(frame["image"], tmp_path, extra=_extra(frame))
+        .report
     )
     assert any("downscaled" in note for note in report["notes"])
     camera = json.loads((tmp_path / "scene.json").read_text())["cameras"][0]

@@ -33,7 +33,7 @@ def _fewer_masks(frame, folder, keep: int):
 
 
 def _run(config, image, out, **kw):
-    return SceneMakerPipeline(config, progress=False).run(image, out, **kw)
+    return SceneMakerPipeline(config, progress=False).run(image, out, **kw).report
 
 
 def test_every_setting_belongs_to_a_stage():

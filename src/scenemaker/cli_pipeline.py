@@ -134,8 +134,10 @@ def cmd_run(args) -> int:
     if not args.input.exists():
         raise InputError(f"{args.input}: no such image or folder")
     if args.input.is_file():
-        report = SceneMakerPipeline(config, progress=not args.quiet).run(
-            args.input, args.out, from_stage=args.from_stage
+        report = (
+            SceneMakerPipeline(config, progress=not args.quiet)
+            .run(args.input, args.out, from_stage=args.from_stage)
+            .report
         )
         _print_report(report, args.out)
         return 0

@@ -49,25 +49,21 @@ def write_frame(view, objects, folder: Path) -> dict:
     }
 
 
-def compare_to_truth(result: Path, truth_objects, w2c, samples: int = 4096) -> dict:
-    """PAPER.md scene metrics of a pipeline output (its camera-frame poses) vs the truth."""
-    import json
-
-    import trimesh
-
+def compare_to_truth(scene, truth_objects, w2c, samples: int = 4096) -> dict:
+    """PAPER.md scene metrics of a pipeline output (``RunResult.scene``) vs the truth."""
     from .eval.metrics import scene_metrics
     from .eval.pose_benchmark import camera_frame_pose
+    from .geometry.camera import CV_TO_GL3
     from .geometry.sampling import sample_surface
     from .scene import Pose
 
-    saved = json.loads((result / "refine" / "poses.json").read_text())
     pred_pts, gt_pts, pred_poses, gt_poses = [], [], [], []
-    for k, (pose, obj) in enumerate(zip(saved["poses"], truth_objects, strict=True)):
-        if pose is None:
-            continue
-        pose = Pose.from_dict(pose)
-        mesh = trimesh.load(result / "object3d" / f"object_{k:02d}.glb", force="mesh")
-        pred_pts.append(pose.apply(sample_surface(mesh, samples, seed=k)[0]))
+    for placed in scene.objects:
+        k = placed.instance_id - 2  # object k of the masks
+        obj = truth_objects[k]
+        # the scene's world is the camera's OpenGL axes: back to OpenCV camera coordinates
+        pose = Pose(CV_TO_GL3 @ placed.pose.R, CV_TO_GL3 @ placed.pose.t, placed.pose.s)
+        pred_pts.append(pose.apply(sample_surface(placed.mesh, samples, seed=k)[0]))
         true_pose = camera_frame_pose(obj.pose, w2c)
         gt_pts.append(true_pose.apply(sample_surface(obj.mesh, samples, seed=k)[0]))
         pred_poses.append((pose.R, pose.t, pose.s))
@@ -92,7 +88,6 @@ def run_demo(
 
     from .eval.rerender import rerender_mask_iou
     from .pipeline import PipelineConfig, SceneMakerPipeline
-    from .scene import Scene
     from .synth.cameras import ViewConfig
     from .synth.dataset import list_scenes
     from .synth.generate import GenerateConfig, generate_dataset
@@ -129,13 +124,12 @@ def run_demo(
             run = SceneMakerPipeline(cfg, progress=progress).run(
                 frame["image"], result, extra=extra
             )
-            metrics = compare_to_truth(result, truth, view.camera.world_to_camera)
-            output = Scene.load_json(result / "scene.json")
+            metrics = compare_to_truth(run.scene, truth, view.camera.world_to_camera)
             masks = {j + 2: view.instance == obj.instance_id for j, obj in enumerate(truth)}
-            ious = rerender_mask_iou(output, masks)
+            ious = rerender_mask_iou(run.scene, masks)
             metrics["mask_iou"] = float(np.mean(list(ious.values()))) if ious else None
-            metrics["seconds"] = run["seconds"]
-            metrics["peak_rss_mb"] = run["peak_rss_mb"]
+            metrics["seconds"] = run.report["seconds"]
+            metrics["peak_rss_mb"] = run.report["peak_rss_mb"]
             entry[name] = metrics
             rows.append((k, gen, metrics))
         report["scenes"].append(entry)

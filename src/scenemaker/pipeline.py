@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,16 @@ from .stage_io import (
     write_png,
 )
 from .stage_timing import StageTimer, peak_rss_mb, reset_peak_rss
+
+
+@dataclass
+class RunResult:
+    """What :meth:`SceneMakerPipeline.run` made: the scene (as saved in ``scene.json`` /
+    ``scene.glb``), the report (``report.json``) and the output folder."""
+
+    scene: Scene
+    report: dict
+    out: Path
 
 
 class SceneMakerPipeline:
@@ -87,8 +98,9 @@ class SceneMakerPipeline:
         out: str | Path,
         from_stage: str = "perception",
         extra: list[dict] | None = None,
-    ) -> dict:
-        """Run the stages from ``from_stage`` on; returns the report (also ``report.json``).
+    ) -> RunResult:
+        """Run the stages from ``from_stage`` on; returns a :class:`RunResult` (the scene and
+        the report, also saved as ``scene.json`` and ``report.json``).
 
         ``extra``: per-object side information for backends that need it (the oracle's
         ground-truth meshes), in the order of the masks."""
@@ -124,7 +136,7 @@ class SceneMakerPipeline:
                 raise
         return self._run(image, out, start, records, expected, extra)
 
-    def _run(self, image, out: Path, start: int, records, expected, extra) -> dict:
+    def _run(self, image, out: Path, start: int, records, expected, extra) -> RunResult:
         from_stage = STAGES[start]
         timer = StageTimer()
         earlier = None
@@ -215,7 +227,7 @@ class SceneMakerPipeline:
             "refine/poses.json",
             lambda r: r[0],
         )
-        stage(
+        scene = stage(
             "export",
             lambda: self._export(out, rgb, K, labels, scores, meshes, poses, skipped, confidences),
             lambda: None,
@@ -233,7 +245,7 @@ class SceneMakerPipeline:
             },
         }
         atomic_write_json(out / "report.json", report)
-        return report
+        return RunResult(scene, report, out)
 
     def is_finished(self, image, out: str | Path) -> bool:
         """Whether ``out`` holds a finished run of ``image`` with exactly these settings and
@@ -443,6 +455,7 @@ class SceneMakerPipeline:
             export_usd(scene, out / "scene.usda")
         scene.export_glb(out / "scene.glb")
         scene.save_json(out / "scene.json")  # last: with report.json, marks a finished run
+        return scene
 
 
 def build_scene(width, height, K, labels, meshes, poses, skipped=None, confidences=None) -> Scene:

@@ -307,3 +307,16 @@ def test_dense_alignment_converges_from_a_nearby_pose(chair, scene, candidates):
     assert end < 0.1 * start
     ray = true.t / np.linalg.norm(true.t)
     assert abs((t[0] - true.t) @ ray) < 0.01 * true.s
+
+
+def test_refiner_reports_progress_per_object(chair, scene):
+    observation, poses = scene
+    done = []
+    refiner = RenderCompareRefiner(RenderCompareSettings(steps=1, turns=4, faces=False))
+    try:
+        out = refiner.refine_detailed(
+            [poses[0]], [chair], observation, on_object=lambda: done.append(1)
+        )
+    finally:
+        refiner.close()
+    assert len(out) == 1 and done == [1]

@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendError, InputError
-from .geometry.camera import CV_TO_GL3, depth_to_uint16
+from .geometry.camera import depth_to_uint16
 from .io_utils import atomic_write_bytes, atomic_write_json
 from .pipeline_config import DTYPES, PIPELINE_SCHEMA, STAGES, PipelineConfig  # noqa: F401
 from .pose.estimator import Observation
-from .scene import Camera, ObjectInstance, Pose, Scene
+from .scene import Scene
+from .scene_assembly import build_scene
 from .stage_io import (
     load_deocclusion,
     load_object3d,
@@ -84,6 +85,15 @@ class SceneMakerPipeline:
 
             self._backends[kind] = build_backend(kind, self.config)
         return self._backends[kind]
+
+    def _objects(self, stage: str, items):
+        """enumerate(items) with a per-object progress bar (none with progress=False)."""
+        from tqdm.auto import tqdm
+
+        items = list(items)
+        bar = tqdm(enumerate(items), total=len(items), desc=f"  {stage}", unit="object",
+                   disable=not self.progress or len(items) < 2, leave=False)  # fmt: skip
+        yield from bar
 
     def _log(self, message: str) -> None:
         if self.progress:
@@ -326,7 +336,7 @@ class SceneMakerPipeline:
         deoccluder = self.backend("deoccluder")
         folder = out / "deocclusion"
         results, records = [], []
-        for k, (mask, label) in enumerate(zip(masks, labels, strict=True)):
+        for k, (mask, label) in self._objects("deocclusion", zip(masks, labels, strict=True)):
             crop = make_crop(rgb, mask, label, occluders=occluders_in_front(masks, k, depth))
             amodal = deoccluder.complete(crop)
             results.append(amodal)
@@ -354,7 +364,8 @@ class SceneMakerPipeline:
         generator = self.backend("generator")
         folder = out / "object3d"
         meshes, records = [], []
-        for k, (crop, mask, label) in enumerate(zip(amodal, masks, labels, strict=True)):
+        triples = zip(amodal, masks, labels, strict=True)
+        for k, (crop, mask, label) in self._objects("object3d", triples):
             obs = ObjectObservation(
                 k, label, mask, points[k] if points[k] is not None else np.zeros((0, 3)), K,
                 extra=(extra[k] if extra else {}),
@@ -420,7 +431,18 @@ class SceneMakerPipeline:
             sub_meshes = [meshes[k].mesh for k in have]
             if hasattr(refiner, "refine_detailed"):
                 pool = None if hypotheses is None else [hypotheses[k] for k in have]
-                details = refiner.refine_detailed(sub_poses, sub_meshes, observation, pool)
+                import inspect
+
+                from tqdm.auto import tqdm
+
+                with tqdm(total=len(have), desc="  refine", unit="object", leave=False,
+                          disable=not self.progress or len(have) < 2) as bar:  # fmt: skip
+                    extra = {}
+                    if "on_object" in inspect.signature(refiner.refine_detailed).parameters:
+                        extra["on_object"] = bar.update
+                    details = refiner.refine_detailed(
+                        sub_poses, sub_meshes, observation, pool, **extra
+                    )
                 for j, k in enumerate(have):
                     refined[k] = details[j].pose
                     confidences[k] = details[j].confidence
@@ -456,29 +478,3 @@ class SceneMakerPipeline:
         scene.export_glb(out / "scene.glb")
         scene.save_json(out / "scene.json")  # last: with report.json, marks a finished run
         return scene
-
-
-def build_scene(width, height, K, labels, meshes, poses, skipped=None, confidences=None) -> Scene:
-    """Objects with a pose, in the world frame of pipeline outputs (the camera's OpenGL axes:
-    x right, y up, z towards the viewer; camera at the origin), and that camera."""
-    objects = []
-    for k, (label, generated, pose) in enumerate(zip(labels, meshes, poses, strict=True)):
-        if pose is None:
-            continue
-        world = Pose(CV_TO_GL3 @ pose.R, CV_TO_GL3 @ pose.t, pose.s)
-        objects.append(
-            ObjectInstance(
-                mesh=generated.mesh, label=label, pose=world, instance_id=k + 2,
-                source=generated.source,
-                confidence=None if confidences is None else confidences[k],
-            )
-        )  # fmt: skip
-    w2c = np.eye(4)
-    w2c[:3, :3] = CV_TO_GL3
-    camera = Camera(K, w2c, width, height)
-    metadata = {
-        "world_frame": "the input camera's OpenGL axes (x right, y up, z towards the viewer), "
-        "camera at the origin; cameras[0].world_to_camera gives OpenCV camera coordinates",
-        "skipped": {str(k): v for k, v in (skipped or {}).items()},
-    }
-    return Scene(objects, [camera], metadata)

@@ -79,9 +79,10 @@ class RenderCompareRefiner:
     def refine(self, poses, meshes, points, observation=None, hypotheses=None) -> list:
         return [r.pose for r in self.refine_detailed(poses, meshes, observation, hypotheses)]
 
-    def refine_detailed(self, poses, meshes, observation, hypotheses=None):
+    def refine_detailed(self, poses, meshes, observation, hypotheses=None, on_object=None):
         """One :class:`ObjectRefinement` per object. ``hypotheses[k]`` (a list of poses) is
-        object k's pool; without it the pool is ``[poses[k]]``."""
+        object k's pool; without it the pool is ``[poses[k]]``. ``on_object()`` is called as
+        each object is done (progress)."""
         if observation is None:
             raise ValueError("render-and-compare refinement needs the observation")
         if len(poses) != len(meshes) or len(meshes) != len(observation.masks):
@@ -104,6 +105,8 @@ class RenderCompareRefiner:
         results = []
         states = {}
         for k, mesh in enumerate(meshes):
+            if on_object is not None and k > 0:
+                on_object()  # object k - 1 is done
             pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
             if poses[k] is not None and not any(p is poses[k] for p in pool):
                 pool.insert(0, poses[k])
@@ -151,6 +154,8 @@ class RenderCompareRefiner:
                 states[k] = (obj, vertices, faces, self._others, self._prior)
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
                 results.append(ObjectRefinement(fallback, note=f"search failed: {exc}"))
+        if on_object is not None and len(meshes):
+            on_object()
         if st.consistency and len(states) > 1:
             from .consistency import resolve_interpenetration
 

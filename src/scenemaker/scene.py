@@ -347,7 +347,10 @@ class Scene:
         """Export one GLB: a node per object and, if the scene has cameras, one glTF camera node.
 
         glTF cameras look down their local -z with +y up, so the node's matrix is the OpenCV
-        camera-to-world times diag(1, -1, -1, 1).
+        camera-to-world times diag(1, -1, -1, 1). glTF has no image size, no principal point
+        and one focal length: the camera node and the glTF camera carry
+        :func:`camera_extras` (image size, full K, clipping range) in ``extras``, and the
+        scene's ``extras`` repeat the image size.
         """
         import pygltflib
 
@@ -363,13 +366,19 @@ class Scene:
             glb = b"".join(gltf.save_to_bytes())
         if camera_index is not None and self.cameras:
             cam = self.cameras[camera_index]
+            extras = camera_extras(cam)
             gltf.cameras.append(
                 pygltflib.Camera(
                     type="perspective",
                     name="camera",
                     perspective=pygltflib.Perspective(
-                        yfov=cam.yfov, aspectRatio=cam.width / cam.height, znear=0.01
+                        yfov=cam.yfov,
+                        # tan(xfov/2) / tan(yfov/2): W/H unless fx != fy
+                        aspectRatio=(cam.width * cam.K[1, 1]) / (cam.height * cam.K[0, 0]),
+                        znear=CLIP_NEAR,
+                        zfar=CLIP_FAR,
                     ),
+                    extras=extras,
                 )
             )
             c2w = cam.camera_to_world @ CV_TO_GL
@@ -377,10 +386,60 @@ class Scene:
                 name="camera",
                 camera=len(gltf.cameras) - 1,
                 matrix=[float(v) for v in c2w.T.reshape(-1)],  # glTF is column-major
+                extras=dict(extras),
             )
             gltf.nodes.append(node)
-            gltf.scenes[gltf.scene or 0].nodes.append(len(gltf.nodes) - 1)
+            scene = gltf.scenes[gltf.scene or 0]
+            scene.nodes.append(len(gltf.nodes) - 1)
+            scene.extras = {
+                **(scene.extras or {}),
+                "image_width": cam.width,
+                "image_height": cam.height,
+                "camera_node": "camera",
+            }
             glb = b"".join(gltf.save_to_bytes())
         if not self.objects:
             glb = _json_only_glb(pygltflib.GLTF2.load_from_bytes(glb))
         atomic_write_bytes(path, glb)
+
+
+CLIP_NEAR = 0.01
+"""Near clipping distance (metres) of the exported glTF and USD cameras."""
+CLIP_FAR = 1000.0
+"""Far clipping distance (metres) of the exported glTF and USD cameras."""
+
+CAMERA_CONVENTION = (
+    "K in pixels, OpenCV: u = fx x/z + cx, v = fy y/z + cy in the camera frame x right, y down,"
+    " z forward; pixel centres at integer coordinates, the image spans [-0.5, W - 0.5] x"
+    " [-0.5, H - 0.5]; principal_point_offset_px = (cx - (W - 1)/2, cy - (H - 1)/2);"
+    " the camera node looks down its -z with +y up (camera-to-world times"
+    " diag(1, -1, -1, 1)); metres"
+)
+
+
+def camera_extras(cam: Camera) -> dict:
+    """What glTF cannot say about ``cam``, as JSON (the ``extras`` of the exported camera).
+
+    Keys: ``image_width``, ``image_height`` (pixels), ``K`` (3x3, pixels, OpenCV), ``fx``,
+    ``fy``, ``cx``, ``cy``, ``principal_point_offset_px`` (principal point minus image centre,
+    +x right, +y down), ``pixel_aspect_ratio`` (width / height of a pixel: fy / fx), ``xfov``
+    and ``yfov`` (radians), ``znear`` and ``zfar`` (metres) and ``convention``.
+    """
+    K = cam.K
+    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    return {
+        "image_width": cam.width,
+        "image_height": cam.height,
+        "K": [[float(v) for v in row] for row in K],
+        "fx": fx,
+        "fy": fy,
+        "cx": cx,
+        "cy": cy,
+        "principal_point_offset_px": [cx - (cam.width - 1) / 2.0, cy - (cam.height - 1) / 2.0],
+        "pixel_aspect_ratio": fy / fx,
+        "xfov": float(2.0 * np.arctan(cam.width / (2.0 * fx))),
+        "yfov": cam.yfov,
+        "znear": CLIP_NEAR,
+        "zfar": CLIP_FAR,
+        "convention": CAMERA_CONVENTION,
+    }

@@ -21,22 +21,15 @@ format, which ``FluxKontextDeoccluder(lora=out)`` loads.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import (
-    atomic_write_json,
-    load_safetensors,
-    load_trainer_state,
-    read_json,
-    recover_folder,
-)
-from ..training import append_jsonl, batch_indices, out_of_time
+from ..io_utils import load_safetensors
+from ..training import Trainer, run_folder
 from .train_batches import distinct_prompts, load_batch, open_triplets
-from .train_checkpoints import LORA_STATE_FILE, STATE_FILE, save_checkpoint, save_lora
+from .train_checkpoints import LORA_STATE_FILE, save_checkpoint, save_lora
 from .train_config import PRESETS, DeocclusionTrainConfig, get_lr, resumable_settings
 from .train_lora import add_lora, encode_prompts, load_pipeline, make_optimizer, source_name
 from .train_loss import ModelParts, batch_loss
@@ -85,15 +78,11 @@ def train_deocclusion_lora(
     val_data: optional validation triplets (folder or dataset), overriding the held-out share.
     """
     import torch
-    from accelerate import Accelerator
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-    from tqdm.auto import tqdm
 
     config = config or PRESETS["paper"]
     config.validate()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: output path is a file, expected a folder")
+    run_folder(out)
     train_set, val_set = open_triplets(data, config)
     if val_data is not None:
         val_set, _ = open_triplets(val_data, replace(config, val_fraction=0.0))
@@ -108,22 +97,9 @@ def train_deocclusion_lora(
         "pipeline": source_name(pipeline, config),
         **config.to_dict(),
     }
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision
-    )
-    checkpoint = out / "checkpoint"
-    if accelerator.is_main_process:
-        recover_folder(checkpoint)  # the newest complete checkpoint, had a save been killed
-    accelerator.wait_for_everyone()
-    resuming = (checkpoint / STATE_FILE).is_file()
-    if resuming:
-        saved = read_json(out / "train_config.json")
-        if resumable_settings(saved) != resumable_settings(record):
-            changed = sorted(k for k in record if saved.get(k) != record[k])
-            raise ValueError(
-                f"{out}: holds a run with other settings ({', '.join(changed)}); "
-                "use a new out folder"
-            )
+    trainer = Trainer(out, config.mixed_precision)
+    accelerator, checkpoint = trainer.accelerator, trainer.checkpoint
+    resuming = trainer.resuming(record, resumable_settings)
 
     device = accelerator.device
     pipe = load_pipeline(pipeline, config)
@@ -156,76 +132,51 @@ def train_deocclusion_lora(
         unexpected = getattr(result, "unexpected_keys", None) or []
         if unexpected:
             raise ValueError(f"{checkpoint}: LoRA state does not fit ({unexpected[0]} ...)")
-        state = load_trainer_state(checkpoint / STATE_FILE, optimizer)
-        step = int(state["step"])
-        accelerator.print(f"resuming from step {step}")
-    if accelerator.is_main_process:  # on resume: records the latest max_steps etc.
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "train_config.json", record)
+        step = int(trainer.load_state(optimizer)["step"])
+    trainer.write_settings(record)  # on resume: records the latest max_steps etc.
 
     transformer, optimizer = accelerator.prepare(transformer, optimizer)
     transformer.train()
     model = ModelParts(
         accelerator.unwrap_model(transformer), vae, text, scheduler_config, dtype, device
     )
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_rank = max(1, config.batch_size // world)
-    log_path = out / "log.jsonl"
-    start_time, start_step = time.perf_counter(), step
-    bar = tqdm(
-        total=config.max_steps,
-        initial=step,
-        desc="training de-occlusion LoRA",
-        unit="step",
-        disable=not (progress and accelerator.is_main_process),
-    )
-    last: dict = {"step": step}
-    while step < config.max_steps:
-        if config.max_minutes and out_of_time(start_time, config.max_minutes, accelerator):
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = get_lr(step, config)
-        indices = batch_indices(step, len(train_set), config.batch_size, config.seed)
-        indices = indices[rank * per_rank : (rank + 1) * per_rank]
-        inputs, targets, prompts = load_batch(train_set, indices, step, rank * per_rank, config)
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
+
+    def loss_fn(step, indices, offset, generator):
+        inputs, targets, prompts = load_batch(train_set, indices, step, offset, config)
         with accelerator.autocast():
             loss, sigmas = batch_loss(
                 model, transformer, inputs, targets, prompts, config, generator
             )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {float(loss)} at step {step + 1}; lower lr")
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        if accelerator.is_main_process:
-            rate = (step - start_step) / (time.perf_counter() - start_time)
-            last = {
-                "step": step,
-                "loss": float(loss.detach()),
-                "sigma_mean": float(sigmas.mean()),
-                "lr": get_lr(step - 1, config),
-                "steps_per_s": round(rate, 4),
-            }
-            bar.set_postfix(loss=f"{last['loss']:.4f}")
-            if step % config.log_every == 0 or step == config.max_steps:
-                append_jsonl(log_path, last)
-            if val_set is not None and (step % config.eval_every == 0 or step == config.max_steps):
-                transformer.eval()
-                last["val_loss"] = _validation_loss(model, val_set, config)
-                transformer.train()
-                append_jsonl(log_path, {"step": step, "val_loss": last["val_loss"]})
-            if step % config.checkpoint_every == 0 or step == config.max_steps:
-                save_checkpoint(
-                    checkpoint, get_peft_model_state_dict(model.transformer), optimizer, step
-                )
-        accelerator.wait_for_everyone()
-    bar.close()
-    if accelerator.is_main_process:
+        return loss, {"sigma_mean": float(sigmas.mean())}
+
+    def evaluate() -> dict:
+        transformer.eval()
+        val_loss = _validation_loss(model, val_set, config)
+        transformer.train()
+        return {"val_loss": val_loss}
+
+    def save(step: int) -> None:
         save_checkpoint(checkpoint, get_peft_model_state_dict(model.transformer), optimizer, step)
-        last["lora"] = str(save_lora(out, model.transformer, dtype))
+
+    last = trainer.fit(
+        step,
+        config,
+        optimizer,
+        params,
+        loss_fn,
+        save,
+        lr=lambda step: get_lr(step, config),
+        n_items=len(train_set),
+        grad_clip=config.grad_clip,
+        log_every=config.log_every,
+        evaluate=evaluate if val_set is not None else None,
+        desc="training de-occlusion LoRA",
+        progress=progress,
+        rate_digits=4,
+    )
+    if accelerator.is_main_process:
+        last["lora"] = str(save_lora(trainer.out, model.transformer, dtype))
     accelerator.wait_for_everyone()
     return last

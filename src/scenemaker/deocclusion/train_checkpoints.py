@@ -7,10 +7,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ..io_utils import atomic_folder
+from .. import training
 from .flux import LORA_WEIGHT_NAME
 
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = training.STATE_FILE
 LORA_STATE_FILE = "lora.safetensors"
 
 
@@ -21,10 +21,12 @@ def save_checkpoint(folder: Path, lora_state: dict, optimizer, step: int) -> Non
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in lora_state.items()}
-    with atomic_folder(folder) as tmp:
+
+    def write_weights(tmp: Path) -> None:
         save_file(state, str(tmp / LORA_STATE_FILE))
         os.chmod(tmp / LORA_STATE_FILE, 0o644)  # safetensors writes owner-only files
-        torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / STATE_FILE)
+
+    training.save_checkpoint(folder, write_weights, optimizer, step)
 
 
 def save_lora(out: Path, transformer, weight_dtype) -> Path:

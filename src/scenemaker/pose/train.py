@@ -11,27 +11,21 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..io_utils import (
-    atomic_folder,
-    atomic_write_json,
-    load_trainer_state,
-    read_json,
-    recover_folder,
-)
-from ..training import append_jsonl, batch_indices, out_of_time
+from .. import training
+from ..io_utils import atomic_folder, atomic_write_json
+from ..training import Trainer
 from .config import TrainConfig
 from .data import PoseDataset, collate
 from .encoding import decode_pose
 from .flow import flow_matching_loss
 
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = training.STATE_FILE
 
 
 def get_lr(step: int, config: TrainConfig) -> float:
@@ -104,9 +98,13 @@ def evaluate(model, dataset: PoseDataset, config: TrainConfig, device) -> dict:
 def save_checkpoint(folder: Path, model, optimizer, step: int, extra: dict) -> None:
     """Write a checkpoint folder atomically (a kill at any instant leaves the newest complete
     checkpoint for ``recover_folder``)."""
-    with atomic_folder(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        torch.save({"optimizer": optimizer.state_dict(), "step": step, **extra}, tmp / STATE_FILE)
+    training.save_checkpoint(
+        folder,
+        lambda tmp: model.save_pretrained(tmp, safe_serialization=True),
+        optimizer,
+        step,
+        extra,
+    )
 
 
 def train_pose(
@@ -117,19 +115,12 @@ def train_pose(
     progress: bool = True,
 ) -> dict:
     """Train (or resume) a PoseDiT; returns the last logged metrics."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
     from .estimator import load_pose_model
     from .model import PoseDiT
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: output path is a file, expected a folder")
     config.validate()
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision
-    )
+    trainer = Trainer(out, config.mixed_precision)
+    accelerator, out = trainer.accelerator, trainer.out
     torch.manual_seed(config.seed)
     mc = config.model
     from .encoding import STORED_CANONICAL, STORED_POINTS
@@ -148,88 +139,51 @@ def train_pose(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     step, best = 0, math.inf
-    checkpoint = out / "checkpoint"
-    if accelerator.is_main_process:
-        recover_folder(checkpoint)  # the newest complete checkpoint, had a save been killed
-    accelerator.wait_for_everyone()
-    if (checkpoint / STATE_FILE).is_file():
-        saved = read_json(out / "train_config.json")
-        if saved != _jsonable(asdict(config)):
-            raise ValueError(f"{out}: holds a run with other settings; use a new --out")
-        model = load_pose_model(checkpoint)
+    record = _jsonable(asdict(config))
+    if trainer.resuming(record):
+        model = load_pose_model(trainer.checkpoint)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
-        state = load_trainer_state(checkpoint / STATE_FILE, optimizer)
+        state = trainer.load_state(optimizer)
         step, best = int(state["step"]), float(state.get("best", math.inf))
-        accelerator.print(f"resuming from step {step}")
-    elif accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "train_config.json", _jsonable(asdict(config)))
+    else:
+        trainer.write_settings(record)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_rank = max(1, config.batch_size // world)
-    log_path = out / "log.jsonl"
-    start_time, start_step = time.perf_counter(), step
-    bar = tqdm(
-        total=config.max_steps,
-        initial=step,
-        desc="training",
-        unit="step",
-        disable=not (progress and accelerator.is_main_process),
-    )
-    last = {}
-    while step < config.max_steps:
-        if config.max_minutes and out_of_time(start_time, config.max_minutes, accelerator):
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = get_lr(step, config)
-        indices = batch_indices(step, len(train_set), config.batch_size, config.seed)
-        indices = indices[rank * per_rank : (rank + 1) * per_rank]
+
+    def loss_fn(step, indices, offset, generator):
         batch = make_batch(train_set, indices, step, config.seed, accelerator.device)
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
         with accelerator.autocast():
-            loss, terms = flow_matching_loss(model, batch, config.condition_dropout, generator)
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        if accelerator.is_main_process:
-            rate = (step - start_step) / (time.perf_counter() - start_time)
-            last = {
-                "step": step,
-                "loss": float(loss.detach()),
-                **terms,
-                "lr": get_lr(step - 1, config),
-                "steps_per_s": round(rate, 3),
-            }
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-            if step % 10 == 0 or step == config.max_steps:
-                append_jsonl(log_path, last)
-            if val_set is not None and (step % config.eval_every == 0 or step == config.max_steps):
-                metrics = evaluate(
-                    accelerator.unwrap_model(model), val_set, config, accelerator.device
-                )
-                last = {**last, **metrics}
-                append_jsonl(log_path, {"step": step, **metrics})
-                if metrics["val_add_s"] < best:
-                    best = metrics["val_add_s"]
-                    with atomic_folder(out / "best") as tmp:
-                        accelerator.unwrap_model(model).save_pretrained(tmp)
-            if step % config.checkpoint_every == 0 or step == config.max_steps:
-                save_checkpoint(
-                    checkpoint, accelerator.unwrap_model(model), optimizer, step, {"best": best}
-                )
-        accelerator.wait_for_everyone()
-    bar.close()
-    if accelerator.is_main_process:
-        save_checkpoint(
-            checkpoint, accelerator.unwrap_model(model), optimizer, step, {"best": best}
-        )
-    return last
+            return flow_matching_loss(model, batch, config.condition_dropout, generator)
+
+    def evaluate_and_keep_best() -> dict:
+        nonlocal best
+        metrics = evaluate(accelerator.unwrap_model(model), val_set, config, accelerator.device)
+        if metrics["val_add_s"] < best:
+            best = metrics["val_add_s"]
+            with atomic_folder(out / "best") as tmp:
+                accelerator.unwrap_model(model).save_pretrained(tmp)
+        return metrics
+
+    def save(step: int) -> None:
+        unwrapped = accelerator.unwrap_model(model)
+        save_checkpoint(trainer.checkpoint, unwrapped, optimizer, step, {"best": best})
+
+    return trainer.fit(
+        step,
+        config,
+        optimizer,
+        list(model.parameters()),
+        loss_fn,
+        save,
+        lr=lambda step: get_lr(step, config),
+        n_items=len(train_set),
+        grad_clip=1.0,
+        log_every=10,
+        evaluate=evaluate_and_keep_best if val_set is not None else None,
+        progress=progress,
+    )
 
 
 def _jsonable(value):

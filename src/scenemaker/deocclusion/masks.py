@@ -3,7 +3,7 @@
 The crop box follows :func:`scenemaker.deocclusion.base.make_crop` exactly (a square around the
 visible mask's box, the box filling ``BOX_RATIO`` of the side); :func:`crop_box` and
 :func:`warp_mask` repeat its arithmetic so that occlusion ratios can be measured without
-warping images (``tests/test_deocclusion_data.py`` checks that the two agree).
+warping images (``tests/deocclusion/test_deocclusion_data.py`` checks that the two agree).
 
 The synthetic masks are drawn in image pixels over a fully visible object and return the
 *occluder*: the (H, W) bool pixels that become white in the input.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "scenemaker"
+SRC = Path(__file__).resolve().parents[2] / "src" / "scenemaker"
 # training code (training loops, their data): may import synth and the metrics; nothing that
 # run loads may import it
 TRAINING_NAMES = ("train", "train_", "triplet", "data")
@@ -138,3 +138,12 @@ def test_no_source_file_over_the_size_limit():
         if (n := len(p.read_text().splitlines())) > 500 and str(p.relative_to(SRC)) not in allowed
     }
     assert not long, f"files over 500 lines: {long}"
+
+
+def test_tests_mirror_the_subpackages():
+    """One test folder per subpackage of src/scenemaker (core: the top-level modules)."""
+    tests = Path(__file__).resolve().parents[1]
+    packages = {p.parent.name for p in SRC.glob("*/__init__.py")}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders - {"core"} == packages, (sorted(packages), sorted(folders))
+    assert not list(tests.glob("test_*.py")), "test files belong in a subpackage's folder"

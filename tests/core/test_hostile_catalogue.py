@@ -149,3 +149,47 @@ def test_hostile_generate(tmp_path, capsys, args, expected):
     assert code == 2 and len(err) == 1 and expected in err[0], captured.err
     assert "Traceback" not in captured.err
     assert not out.exists() or not any(out.rglob("scene.json"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from scenemaker.cli import main
+
+    root = tmp_path_factory.mktemp("hostile_data") / "data"
+    assert main(["data", "generate", "--out", str(root), "--scenes", "1", "--views", "2",
+                 "--resolution", "64", "--split", "test", "--quiet"]) == 0  # fmt: skip
+    return root
+
+
+def _copy(dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    return copy, sorted(copy.glob("scene_*"))[0]
+
+
+@pytest.mark.parametrize("case", ["truncated view", "text view", "missing view",
+                                  "scene.json a list", "no dataset"])  # fmt: skip
+def test_hostile_dataset_for_inspect_and_eval(dataset, tmp_path, capsys, case):
+    copy, scene = _copy(dataset, tmp_path)
+    rgb = sorted(scene.rglob("*rgb*.png"))[0]
+    expected = {"truncated view": rgb.name, "text view": rgb.name, "missing view": rgb.name,
+                "scene.json a list": "scene.json", "no dataset": "nowhere"}[case]  # fmt: skip
+    if case == "truncated view":
+        rgb.write_bytes(rgb.read_bytes()[:40])
+    elif case == "text view":
+        rgb.write_text("not a png")
+    elif case == "missing view":
+        rgb.unlink()
+    elif case == "scene.json a list":
+        (scene / "scene.json").write_text("[]")
+    elif case == "no dataset":
+        copy = tmp_path / "nowhere"
+    for args in (["data", "inspect", str(copy), "--sheet", str(tmp_path / "sheet.png")],
+                 ["eval", "pose", "--data", str(copy), "--methods", "box_fit",
+                  "--out", str(tmp_path / "ev")]):  # fmt: skip
+        code, err, captured = _cli(args, capsys)
+        err = [line for line in err if "%|" not in line]  # progress bars are not errors
+        assert code == 2 and len(err) == 1 and expected in err[0], (args[:2], captured.err)
+        assert "Traceback" not in captured.err

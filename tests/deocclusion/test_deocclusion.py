@@ -206,6 +206,10 @@ def test_prompt_labels_are_sanitised():
         FluxKontextDeoccluder(prompt_template="complete it")
     assert FluxKontextDeoccluder(device="cuda").dtype == "bfloat16"
     assert FluxKontextDeoccluder(device="cpu").dtype == "float32"
+    import torch
+
+    auto = FluxKontextDeoccluder(device="auto")  # `run --device auto` with FLUX
+    assert auto.device == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device"):
         FluxKontextDeoccluder(device="gpu")
     with pytest.raises(ValueError, match="dtype"):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..geometry.camera import depth_from_uint16
 from ..io_utils import atomic_write_bytes
 
@@ -29,17 +30,19 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
 
 def read_depth(path: str | Path) -> np.ndarray:
     """uint16 millimetre PNG -> float32 metres (0 = invalid)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        mm = np.asarray(image)
+    mm = read_image(path)
     if mm.dtype not in (np.uint16, np.int32, np.uint8):
-        raise ValueError(f"{path}: expected a 16-bit depth PNG, got dtype {mm.dtype}")
+        raise InputError(f"{path}: expected a 16-bit depth PNG, got dtype {mm.dtype}")
     return depth_from_uint16(mm)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    from PIL import Image
+    """A dataset image; a missing, truncated or undecodable file is one InputError naming it."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as image:
-        return np.asarray(image)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: unreadable image ({why})") from None

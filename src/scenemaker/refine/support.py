@@ -89,8 +89,10 @@ def contact_terms(
     penetration = np.maximum(-lowest, 0.0) / sizes
     gap = np.maximum(lowest, 0.0)
     if others is not None:
-        bottom = heights <= (lowest + band * sizes)[:, None]
-        for n in range(len(posed)):
-            d, _ = others.query(posed[n][bottom[n]], k=1)
-            gap[n] = min(gap[n], float(d.min())) if len(d) else gap[n]
+        bottom = heights <= (lowest + band * sizes)[:, None]  # (N, M); each row has >= 1
+        d, _ = others.query(posed[bottom], k=1)  # all candidates' bottom points at once
+        owner = np.nonzero(bottom)[0]
+        nearest = np.full(len(posed), np.inf)
+        np.minimum.at(nearest, owner, d)
+        gap = np.minimum(gap, nearest)
     return penetration, gap / sizes

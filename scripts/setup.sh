@@ -35,3 +35,15 @@ fi
 [ -d .venv/node/node_modules/gltf-validator ] || \
   npm install --silent --no-audit --no-fund --prefix .venv/node gltf-validator@2.0.0-dev.3.10
 .venv/bin/python -c "import scenemaker" && echo "SceneMaker is set up in .venv/"
+# the report page (OUT/report.html, src/scenemaker/report_page.py) inlines model-viewer's UMD
+# build (three.js bundled: no peer dependency); its tests open the page in headless Chromium
+MODEL_VIEWER=@google/model-viewer@4.4.0
+grep -qs '"version": "4.4.0"' .venv/node/node_modules/@google/model-viewer/package.json || \
+  npm install --silent --no-audit --no-fund --legacy-peer-deps --save-exact --prefix .venv/node \
+    "$MODEL_VIEWER"
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+fi
+echo "report page: model-viewer and chromium are installed"

@@ -1,4 +1,5 @@
-"""``scenemaker run`` (one image or a folder), ``scenemaker doctor`` and ``scenemaker demo``.
+"""``scenemaker run`` (one image or a folder), ``scenemaker doctor``, ``scenemaker view`` and
+``scenemaker demo``.
 
 Heavy imports stay inside the commands: building the parser imports nothing but argparse.
 """
@@ -76,6 +77,26 @@ def add_doctor(sub) -> None:
     p = sub.add_parser("doctor", help="backends, whether they import, local weights, licences")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_doctor)
+
+
+def add_view(sub) -> None:
+    p = sub.add_parser("view", help="(re)write OUT/report.html, one self-contained page of a run")
+    p.add_argument("out", type=Path, help="a run's output folder (scenemaker run --out)")
+    p.set_defaults(func=cmd_view)
+
+
+def cmd_view(args) -> int:
+    import sys
+
+    from .errors import InputError
+    from .report_page import PAGE_NAME, write_report_page
+
+    if not (args.out / "scene.json").is_file():
+        raise InputError(f"{args.out}: no scene.json here (expected a finished run's folder)")
+    for note in write_report_page(args.out):
+        print(f"note: {note}", file=sys.stderr)
+    print((args.out / PAGE_NAME).resolve())
+    return 0
 
 
 def _parse_clicks(text: str | None):

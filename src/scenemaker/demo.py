@@ -143,6 +143,11 @@ def run_demo(
         g: {key: mean(key, g) for key in keys} for g in dict.fromkeys((generator, "oracle"))
     }
     atomic_write_json(out / "demo_report.json", report)
+    from .report_page import write_report_page
+
+    for k in range(len(report["scenes"])):  # the pages again, now with their metrics
+        for name in ("pipeline", "oracle"):
+            write_report_page(out / f"scene_{k:02d}" / name)  # reads demo_report.json
 
     table = Table(title="demo: output scenes vs ground truth (objects unseen in training)")
     for col in ("scene", "meshes", "placed", *keys, "seconds"):

@@ -22,6 +22,7 @@ Each stage writes its result under the output folder and can be read back, so
                                   camera at the origin looking down -z)
       masks/object_XX.png         visible mask of each placed object (scene.json mask_file)
       report.json                 per-stage seconds, notes, skipped objects
+      report.html                 all of it on one self-contained page (report_page.py)
 
 A failed run leaves no half-written file: every file is written to a temporary name and
 renamed, and ``scene.glb`` / ``scene.json`` are written last.
@@ -154,7 +155,7 @@ class SceneMakerPipeline:
             earlier = json.loads((out / "config.json").read_text())
             if isinstance(earlier, dict):
                 earlier.pop("earlier_stages", None)
-        for stale in ("scene.glb", "scene.json", "scene.usda", "report.json"):
+        for stale in ("scene.glb", "scene.json", "scene.usda", "report.json", "report.html"):
             (out / stale).unlink(missing_ok=True)  # never leave a result of older settings
         # what the previous run recorded for the stages about to run goes (nothing else)
         records.forget(STAGES[start:])
@@ -254,6 +255,10 @@ class SceneMakerPipeline:
                 k: getattr(self._backends.get(k), "name", None) for k in sorted(self._backends)
             },
         }
+        report["notes"] += (scene.metadata.get("colour") or {}).get("notes", [])
+        from .report_page import report_page_notes  # report.html: a failure is only a note
+
+        report["notes"] += report_page_notes(out, scene, report)
         atomic_write_json(out / "report.json", report)
         return RunResult(scene, report, out)
 
@@ -471,6 +476,9 @@ class SceneMakerPipeline:
             obj.mesh_file = f"object3d/object_{index:02d}.glb"
             obj.mask_file = f"masks/object_{index:02d}.png"
             write_png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
+        from .colour import colour_scene  # photo colours baked into textures; never raises
+
+        colour_scene(scene, rgb, out)  # what it skipped and why: scene.metadata["colour"]
         if self.config.usd:
             from .export_usd import export_usd
 

@@ -196,7 +196,7 @@ class SceneMakerPipeline:
             after = snapshot(out)
             written = [p for p, key in after.items() if before.get(p) != key]
             records.finished(name, expected, written)
-            before = snapshot(out)
+            before = after  # stages.json, written meanwhile, is not in a snapshot
             return result
 
         masks, labels, scores, depth, K = stage(

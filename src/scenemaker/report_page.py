@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io_utils import atomic_write_bytes
+from .errors import InputError
+from .io_utils import atomic_write_bytes, read_json
 from .scene import Camera, Scene
 
 PAGE_NAME = "report.html"
@@ -75,7 +76,14 @@ def write_report_page(out, scene: Scene | None = None, report: dict | None = Non
         scene = Scene.load_json(out / "scene.json")
     if report is None:
         path = out / "report.json"
-        report = json.loads(path.read_text()) if path.is_file() else {}
+        report = read_json(path, "scenemaker.report/1") if path.is_file() else {}
+        kinds = {"seconds": dict, "peak_rss_mb": dict, "backends": dict, "notes": list,
+                 "skipped": dict}  # fmt: skip
+        for key, kind in kinds.items():
+            if key in report and not isinstance(report[key], kind):
+                raise InputError(
+                    f"{path}: {key!r} must be a JSON {'object' if kind is dict else 'array'}"
+                )
     if metrics is None:
         metrics = find_metrics(out)
     notes: list[str] = []

@@ -52,7 +52,7 @@ class _reading:
         if exc is None or isinstance(exc, InputError):
             return False
         if isinstance(exc, (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError,
-                            EOFError, AssertionError)):  # fmt: skip
+                            EOFError)):  # fmt: skip
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(
                 f"{self.path}: damaged saved stage output ({why}); rerun from an earlier stage"

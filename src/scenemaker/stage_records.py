@@ -84,15 +84,12 @@ def _digest_file(h, path: Path) -> None:
 
 def image_identity(image) -> str | None:
     """Digest of the input image (a path or an array); None when not given."""
+    import numpy as np
+
     if image is None:
         return None
-    try:
-        import numpy as np
-
-        if isinstance(image, np.ndarray):
-            return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(image, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
     return file_identity(image)
 
 

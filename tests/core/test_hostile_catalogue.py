@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import test_pipeline
 from PIL import Image
-
-frame = test_pipeline.frame  # the same rendered frame (a module fixture)
 
 
 def _cli(args, capsys):

@@ -8,11 +8,9 @@ import shutil
 
 import numpy as np
 import pytest
-import test_pipeline
 
 from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline
 
-frame = test_pipeline.frame  # the same rendered frame (a module fixture)
 FAST = ["--generator", "lift", "--pose", "box_fit", "--refine", "none"]
 
 

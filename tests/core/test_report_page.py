@@ -19,7 +19,6 @@ import time
 import numpy as np
 import pytest
 
-from scenemaker.demo import write_frame
 from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline
 from scenemaker.report_page import (
     PAGE_NAME,
@@ -38,27 +37,13 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A pipeline run on a small rendered frame (ground-truth meshes, box-fit poses)."""
-    from scenemaker.synth.cameras import ViewConfig
-    from scenemaker.synth.dataset import list_scenes
-    from scenemaker.synth.generate import GenerateConfig, generate_dataset
-    from scenemaker.synth.layout import LayoutConfig
-
-    root = tmp_path_factory.mktemp("page")
-    config = GenerateConfig(
-        objects="procedural", split="test", seed=3,
-        layout=LayoutConfig(min_objects=3, max_objects=3),
-        views=ViewConfig(views=1, width=192, height=160), surface_samples=2048,
-    )  # fmt: skip
-    generate_dataset(root / "data", 1, config, workers=1, progress=False)
-    scene = list_scenes(root / "data")[0]
-    frame = write_frame(scene.view(0), scene.scene.objects, root / "input")
+def run(frame, tmp_path_factory):
+    """A pipeline run on the small rendered frame (ground-truth meshes, box-fit poses)."""
     cfg = PipelineConfig(masks=str(frame["masks"]), depth_file=str(frame["depth"]), K=frame["K"],
                          generator="oracle", pose="box_fit", refine="none")  # fmt: skip
     extra = [{"gt_mesh": obj.mesh} for obj in frame["objects"]]
-    result = SceneMakerPipeline(cfg, progress=False).run(frame["image"], root / "run", extra=extra)
-    return result
+    out = tmp_path_factory.mktemp("page") / "run"
+    return SceneMakerPipeline(cfg, progress=False).run(frame["image"], out, extra=extra)
 
 
 # ------------------------------------------------------------------ DevTools over a pipe
@@ -300,3 +285,17 @@ def test_3d_view_opens_at_the_photo_camera(run, opened):
     masks = np.asarray(Image.open(run.out / "perception" / "masks.png")) > 0
     iou = (drawn & masks).sum() / (drawn | masks).sum()
     assert iou >= 0.7, f"3D view vs input masks: IoU {iou:.3f}"
+
+
+def test_view_on_a_damaged_report_is_one_line(run, tmp_path, capsys):
+    from scenemaker.cli import main
+
+    out = tmp_path / "run"
+    shutil.copytree(run.out, out)
+    for text, expected in (("{", "report.json: not valid JSON"),
+                           ('{"schema": "scenemaker.report/1", "seconds": "x"}',
+                            "report.json: 'seconds' must be a JSON object")):  # fmt: skip
+        (out / "report.json").write_text(text)
+        code = main(["view", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and expected in err[0], err

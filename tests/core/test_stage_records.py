@@ -8,14 +8,12 @@ import shutil
 
 import numpy as np
 import pytest
-import test_pipeline
 from PIL import Image
 
 from scenemaker.errors import InputError
 from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline
 from scenemaker.stage_records import RECORDS_FILE, check_settings_cover
 
-frame = test_pipeline.frame  # the same rendered frame (a module fixture)
 FAST = dict(generator="lift", pose="box_fit", refine="none")
 
 

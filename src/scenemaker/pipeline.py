@@ -38,23 +38,19 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BackendError, InputError
-from .geometry.camera import depth_to_uint16
-from .io_utils import atomic_write_bytes, atomic_write_json
+from .io_utils import atomic_write_json
 from .pipeline_config import DTYPES, PIPELINE_SCHEMA, STAGES, PipelineConfig  # noqa: F401
-from .pose.estimator import Observation
 from .scene import Scene
 from .scene_assembly import build_scene
-from .stage_io import (
-    load_deocclusion,
-    load_object3d,
-    load_perception,
-    load_poses,
-    load_refined,
-    read_png,
-    save_npy,
-    save_poses,
-    snapshot,
-    write_png,
+from .stage_io import read_png, snapshot, write_png
+from .stage_outputs import (
+    Deocclusion,
+    Frame,
+    Object3D,
+    Perception,
+    Poses,
+    Refinement,
+    object_records,
 )
 from .stage_timing import StageTimer, peak_rss_mb, reset_peak_rss
 
@@ -175,17 +171,10 @@ class SceneMakerPipeline:
         else:
             rgb = read_png(out / "input" / "image.png")[..., :3]
 
-        def stage(name, fn, loader, saved=None, count=None):
+        def stage(name, fn, loader):
             nonlocal before
             if STAGES.index(name) < start:
-                result = loader()
-                n = None if count is None else len(count(result))
-                if n is not None and n != len(masks):
-                    raise InputError(
-                        f"{out / saved}: damaged saved stage output ({n} entries for "
-                        f"{len(masks)} objects); rerun from an earlier stage"
-                    )
-                return result
+                return loader()
             t = time.perf_counter()
             self._log(f"[bold]{name}[/bold] ...")
             reset_peak_rss()
@@ -199,58 +188,41 @@ class SceneMakerPipeline:
             before = after  # stages.json, written meanwhile, is not in a snapshot
             return result
 
-        masks, labels, scores, depth, K = stage(
-            "perception",
-            lambda: self._perception(rgb, out, timer),
-            lambda: load_perception(out),
+        perceived = stage(
+            "perception", lambda: self._perception(rgb, out, timer), lambda: Perception.load(out)
         )
-        if len(masks) == 0:
+        frame = perceived.frame(rgb)  # every later stage reads this one frame
+        if len(frame) == 0:
             timer.notes.append("no object detected: the scene is empty")
         amodal = stage(
             "deocclusion",
-            lambda: self._deocclusion(rgb, masks, labels, depth, out),
-            lambda: load_deocclusion(out, masks, labels),
+            lambda: self._deocclusion(frame, out),
+            lambda: Deocclusion.load(out, frame),
         )
-        points = self._observed_points(depth, K, masks)
         meshes = stage(
             "object3d",
-            lambda: self._object3d(amodal, masks, labels, points, K, out, extra, timer),
-            lambda: load_object3d(out),
-            "object3d/objects.json",
-            lambda r: r,
+            lambda: self._object3d(frame, amodal, out, extra, timer),
+            lambda: Object3D.load(out, frame),
         )
-        # one frame for the pose and refine stages: each object's observed points once
-        have = [k for k, m in enumerate(meshes) if m is not None]
-        frame = Observation(depth, K, [masks[k] for k in have], rgb)
-        poses, skipped, hypotheses = stage(
-            "pose",
-            lambda: self._pose(frame, have, masks, meshes, out, timer),
-            lambda: load_poses(out / "pose" / "poses.json"),
-            "pose/poses.json",
-            lambda r: r[0],
+        posed = stage(
+            "pose", lambda: self._pose(frame, meshes, out), lambda: Poses.load(out, frame)
         )
-        poses, confidences = stage(
+        refined = stage(
             "refine",
-            lambda: self._refine(
-                frame, have, poses, meshes, points, skipped, hypotheses, out, timer
-            ),
-            lambda: load_refined(out / "refine" / "poses.json"),
-            "refine/poses.json",
-            lambda r: r[0],
+            lambda: self._refine(frame, meshes, posed, out, timer),
+            lambda: Refinement.load(out, frame),
         )
-        scene = stage(
-            "export",
-            lambda: self._export(out, rgb, K, labels, scores, meshes, poses, skipped, confidences),
-            lambda: None,
-        )
+        scene = stage("export", lambda: self._export(out, frame, meshes, refined), lambda: None)
+        skipped = refined.skipped
         report = {
             "schema": "scenemaker.report/1",
-            "objects": len(masks),
-            "placed": sum(p is not None for p in poses),
+            "objects": len(frame),
+            "placed": sum(p is not None for p in refined.poses),
             "skipped": {str(k): v for k, v in skipped.items()},
             "seconds": {**timer.seconds, "total": round(time.perf_counter() - t0, 3)},
             "peak_rss_mb": timer.peak_rss_mb,
             "notes": timer.notes,
+            "per_object": [r.to_dict() for r in object_records(frame, meshes, refined)],
             "backends": {
                 k: getattr(self._backends.get(k), "name", None) for k in sorted(self._backends)
             },
@@ -286,7 +258,7 @@ class SceneMakerPipeline:
         self._image_scale = (loaded.original_size, loaded.rgb.shape[1::-1])
         return loaded.rgb, list(loaded.notes)
 
-    def _perception(self, rgb, out: Path, timer: StageTimer):
+    def _perception(self, rgb, out: Path, timer: StageTimer) -> Perception:
         h, w = rgb.shape[:2]
         depth_map = self.backend("depth").estimate(rgb, self._known_K(w, h))
         if depth_map.depth.shape != (h, w):
@@ -300,29 +272,12 @@ class SceneMakerPipeline:
                 f"masks are {found.masks.shape[2]}x{found.masks.shape[1]} but the image is "
                 f"{w}x{h} (expected the same size)"
             )
-        masks = list(found.masks)
-        from .perception.inputs import write_label_png
-
-        folder = out / "perception"
-        stacked = found.masks if len(found) else np.zeros((0, h, w), bool)
-        timer.notes += write_label_png(found if len(found) else stacked, folder / "masks.png")
-        # the label PNG is for viewing (overlaps: the later mask wins); this is what is read back
-        save_npy(folder / "masks.npy", np.packbits(stacked, axis=-1))
-        atomic_write_json(
-            folder / "objects.json",
-            {
-                "schema": "scenemaker.objects/1",
-                "labels": list(found.labels),
-                "scores": [None if s is None else float(s) for s in found.scores],
-            },
-        )
-        save_npy(folder / "depth.npy", depth_map.depth)
-        write_png(folder / "depth.png", depth_to_uint16(depth_map.depth))
-        atomic_write_json(
-            folder / "intrinsics.json",
-            {"schema": "scenemaker.intrinsics/1", "K": depth_map.K, "width": w, "height": h},
-        )
-        return masks, list(found.labels), list(found.scores), depth_map.depth, depth_map.K
+        result = Perception(
+            list(found.masks), list(found.labels), list(found.scores), depth_map.depth,
+            np.asarray(depth_map.K, dtype=np.float64),
+        )  # fmt: skip
+        timer.notes += result.save(out)
+        return result
 
     def _known_K(self, width: int, height: int):
         from .perception.inputs import parse_intrinsics, scale_intrinsics
@@ -335,150 +290,127 @@ class SceneMakerPipeline:
     def _original_size(self, width, height):
         return self._image_scale[0] if self._image_scale is not None else (width, height)
 
-    def _deocclusion(self, rgb, masks, labels, depth, out: Path):
+    def _deocclusion(self, frame: Frame, out: Path) -> Deocclusion:
         from .deocclusion.base import make_crop, occluders_in_front
 
         deoccluder = self.backend("deoccluder")
-        folder = out / "deocclusion"
-        results, records = [], []
-        for k, (mask, label) in self._objects("deocclusion", zip(masks, labels, strict=True)):
-            crop = make_crop(rgb, mask, label, occluders=occluders_in_front(masks, k, depth))
-            amodal = deoccluder.complete(crop)
-            results.append(amodal)
-            write_png(folder / f"object_{k:02d}_input.png", crop.image)
-            write_png(folder / f"object_{k:02d}_amodal.png", amodal.image)
-            write_png(folder / f"object_{k:02d}_mask.png", amodal.mask.astype(np.uint8) * 255)
-            write_png(
-                folder / f"object_{k:02d}_visible.png", crop.visible_mask.astype(np.uint8) * 255
+        crops = []
+        for k, (mask, label) in self._objects(
+            "deocclusion", zip(frame.masks, frame.labels, strict=True)
+        ):
+            crop = make_crop(
+                frame.rgb, mask, label, occluders=occluders_in_front(frame.masks, k, frame.depth)
             )
-            records.append({"box": list(crop.box), "label": label, "method": amodal.method})
-        atomic_write_json(folder / "crops.json", {"schema": "scenemaker.crops/1", "crops": records})
-        return results
+            crops.append(deoccluder.complete(crop))
+        result = Deocclusion(crops)
+        result.save(out)
+        return result
 
-    def _observed_points(self, depth, K, masks) -> list:
-        from .geometry.points import observed_points
-
-        return [
-            observed_points(depth, K, m, 1024, seed=self.config.seed) if m.any() else None
-            for m in masks
-        ]
-
-    def _object3d(self, amodal, masks, labels, points, K, out: Path, extra, timer):
+    def _object3d(self, frame: Frame, amodal: Deocclusion, out: Path, extra, timer) -> Object3D:
         from .object3d import ObjectObservation
 
         generator = self.backend("generator")
-        folder = out / "object3d"
-        meshes, records = [], []
-        triples = zip(amodal, masks, labels, strict=True)
-        for k, (crop, mask, label) in self._objects("object3d", triples):
+        result = Object3D([None] * len(frame), [None] * len(frame))
+        for k, crop in self._objects("object3d", amodal.crops):
+            points = frame.points(k, 1024, self.config.seed) if frame.masks[k].any() else None
             obs = ObjectObservation(
-                k, label, mask, points[k] if points[k] is not None else np.zeros((0, 3)), K,
+                k, frame.labels[k], frame.masks[k],
+                points if points is not None else np.zeros((0, 3)), frame.K,
                 extra=(extra[k] if extra else {}),
             )  # fmt: skip
             try:
-                generated = generator.generate(crop, obs)
+                result.meshes[k] = generator.generate(crop, obs)
             except InputError:  # a setting that cannot work for any object: stop here
                 raise
             except (ValueError, BackendError) as exc:  # this object only
                 why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 timer.notes.append(f"object {k}: no mesh ({why})")
-                meshes.append(None)
-                records.append({"error": why})
+                result.errors[k] = why
                 continue
-            meshes.append(generated)
-            atomic_write_bytes(
-                folder / f"object_{k:02d}.glb", generated.mesh.export(file_type="glb")
-            )
-            records.append(
-                {
-                    "source": generated.source,
-                    "textured": generated.textured,
-                    "initial_pose": None
-                    if generated.initial_pose is None
-                    else generated.initial_pose.to_dict(),
-                }
-            )
-        if meshes and all(m is None for m in meshes):  # nothing to place: say why, stop
-            raise BackendError(f"no object got a mesh: {records[0]['error']}")
-        atomic_write_json(
-            folder / "objects.json", {"schema": "scenemaker.meshes/1", "objects": records}
-        )
-        return meshes
+            result.save_mesh(out, k)
+        if len(frame) and not result.have():  # nothing to place: say why, stop
+            raise BackendError(f"no object got a mesh: {result.errors[0]}")
+        result.save(out, meshes_written=True)
+        return result
 
-    def _pose(self, observation, have, masks, meshes, out: Path, timer):
+    def _pose(self, frame: Frame, meshes: Object3D, out: Path) -> Poses:
         # objects without a mesh (their generator failed) are left out of pose estimation
-        skipped = {k: "no mesh (see report notes)" for k, m in enumerate(meshes) if m is None}
-        poses: list = [None] * len(masks)
-        hypotheses: list | None = None
+        have = meshes.have()
+        result = Poses([None] * len(frame), {k: "no mesh (see report notes)"
+                                             for k in range(len(frame)) if k not in have})  # fmt: skip
         if have:
             estimator = self.backend("pose")
             if getattr(estimator, "name", "") == "initial":
-                result = estimator.estimate(observation, [meshes[k] for k in have])
+                found = estimator.estimate(frame.subset(have), [meshes.meshes[k] for k in have])
             else:
-                result = estimator.estimate(observation, [meshes[k].mesh for k in have])
+                found = estimator.estimate(
+                    frame.subset(have), [meshes.meshes[k].mesh for k in have]
+                )
             for j, k in enumerate(have):
-                poses[k] = result.poses[j]
-            skipped.update({have[j]: why for j, why in result.skipped.items()})
-            if result.hypotheses is not None:
-                hypotheses = [[] for _ in masks]
+                result.poses[k] = found.poses[j]
+            result.skipped.update({have[j]: why for j, why in found.skipped.items()})
+            if found.hypotheses is not None:
+                result.hypotheses = [[] for _ in range(len(frame))]
                 for j, k in enumerate(have):
-                    hypotheses[k] = list(result.hypotheses[j])
-        save_poses(out / "pose" / "poses.json", poses, skipped, hypotheses)
-        return poses, skipped, hypotheses
+                    result.hypotheses[k] = list(found.hypotheses[j])
+        result.save(out)
+        return result
 
-    def _refine(self, observation, have, poses, meshes, points, skipped, hypotheses, out, timer):
-        refined: list = [None] * len(poses)
-        confidences: list = [None] * len(poses)
-        records: list = [None] * len(poses)
+    def _refine(self, frame: Frame, meshes: Object3D, posed: Poses, out: Path, timer) -> Refinement:
+        have = meshes.have()
+        result = Refinement([None] * len(frame), dict(posed.skipped))
         if have:
             refiner = self.backend("refiner")
-            sub_poses = [poses[k] for k in have]
-            sub_meshes = [meshes[k].mesh for k in have]
+            observation = frame.subset(have)
+            sub_poses = [posed.poses[k] for k in have]
+            sub_meshes = [meshes.meshes[k].mesh for k in have]
             if hasattr(refiner, "refine_detailed"):
-                pool = None if hypotheses is None else [hypotheses[k] for k in have]
+                pool = None if posed.hypotheses is None else [posed.hypotheses[k] for k in have]
                 import inspect
 
                 from tqdm.auto import tqdm
 
                 with tqdm(total=len(have), desc="  refine", unit="object", leave=False,
                           disable=not self.progress or len(have) < 2) as bar:  # fmt: skip
-                    extra = {}
+                    kwargs = {}
                     if "on_object" in inspect.signature(refiner.refine_detailed).parameters:
-                        extra["on_object"] = bar.update
+                        kwargs["on_object"] = bar.update
                     details = refiner.refine_detailed(
-                        sub_poses, sub_meshes, observation, pool, **extra
+                        sub_poses, sub_meshes, observation, pool, **kwargs
                     )
                 for j, k in enumerate(have):
-                    refined[k] = details[j].pose
-                    confidences[k] = details[j].confidence
-                    records[k] = details[j].to_dict()
+                    result.poses[k] = details[j].pose
+                    result.confidences[k] = details[j].confidence
+                    result.records[k] = details[j].to_dict()
                     if details[j].note:
                         timer.notes.append(f"object {k}: refinement: {details[j].note}")
             else:
-                subset = refiner.refine(
-                    sub_poses, sub_meshes, [points[k] for k in have], observation
-                )
-                for j, k in enumerate(have):
-                    refined[k] = subset[j]
-        save_poses(
-            out / "refine" / "poses.json", refined, skipped, None,
-            {"confidence": confidences, "objects": records},
-        )  # fmt: skip
-        return refined, confidences
+                points = [
+                    frame.points(k, 1024, self.config.seed) if frame.masks[k].any() else None
+                    for k in have
+                ]
+                for j, pose in enumerate(
+                    refiner.refine(sub_poses, sub_meshes, points, observation)
+                ):
+                    result.poses[have[j]] = pose
+        result.save(out)
+        return result
 
-    def _export(self, out: Path, rgb, K, labels, scores, meshes, poses, skipped, confidences):
+    def _export(self, out: Path, frame: Frame, meshes: Object3D, refined: Refinement):
+        h, w = frame.depth.shape
         scene = build_scene(
-            rgb.shape[1], rgb.shape[0], K, labels, meshes, poses, skipped, confidences
-        )
+            w, h, frame.K, frame.labels, meshes.meshes, refined.poses, refined.skipped,
+            refined.confidences,
+        )  # fmt: skip
         label_png = read_png(out / "perception" / "masks.png")
         for obj in scene.objects:
             index = obj.instance_id - 2
-            obj.mesh_file = f"object3d/object_{index:02d}.glb"
+            obj.mesh_file = Object3D.mesh_file(index)
             obj.mask_file = f"masks/object_{index:02d}.png"
             write_png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
         from .colour import colour_scene  # photo colours baked into textures; never raises
 
-        colour_scene(scene, rgb, out)  # what it skipped and why: scene.metadata["colour"]
+        colour_scene(scene, frame.rgb, out)  # what it skipped and why: scene.metadata["colour"]
         if self.config.usd:
             from .export_usd import export_usd
 

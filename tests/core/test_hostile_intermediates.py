@@ -73,7 +73,7 @@ CASES = {  # name: (file, damage, --from-stage, expected text)
         "pose", "objects.json: damaged saved stage output (expected one object per entry)",
     ),
     "poses.json without t": (
-        "pose/poses.json", lambda p: _json(p, _drop_t), "refine", "poses.json: not a saved poses"
+        "pose/poses.json", lambda p: _json(p, _drop_t), "refine", "poses.json: damaged saved stage output"
     ),
     "poses.json too few": (
         "pose/poses.json", lambda p: _json(p, lambda d: {**d, "poses": d["poses"][:2]}), "refine",

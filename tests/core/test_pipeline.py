@@ -12,7 +12,7 @@ import pytest
 
 from scenemaker.errors import InputError
 from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline, build_scene
-from scenemaker.stage_io import load_perception
+from scenemaker.stage_outputs import Perception
 
 
 def _config(frame, **kw) -> PipelineConfig:
@@ -133,7 +133,8 @@ def test_overlapping_masks_survive_a_resumed_run(frame, tmp_path):
         .report
     )
     assert any("hidden" in n or "covered" in n for n in report["notes"]), report["notes"]
-    masks, labels, *_ = load_perception(tmp_path)
+    saved = Perception.load(tmp_path)
+    masks, labels = saved.masks, saved.labels
     assert labels == ["a", "b"]
     np.testing.assert_array_equal(masks[0], first)
     np.testing.assert_array_equal(masks[1], second)
@@ -363,7 +364,8 @@ def test_run_and_eval_default_give_the_same_poses(frame, oracle_run):
 
     out, _ = oracle_run
     pipeline = Pipeline(_config(frame, generator="oracle"), progress=False)
-    masks, _, _, depth, K = load_perception(out)
+    saved = Perception.load(out)
+    masks, depth, K = saved.masks, saved.depth, saved.K
     meshes = [
         trimesh.load(out / "object3d" / f"object_{k:02d}.glb", force="mesh", process=False)
         for k in range(len(masks))
@@ -438,7 +440,7 @@ def test_from_stage_refine_with_a_damaged_pool_is_one_clear_error(frame, tmp_pat
     saved = json.loads((out / "pose" / "poses.json").read_text())
     saved["hypotheses"][0][0]["R"] = "not a matrix"
     (out / "pose" / "poses.json").write_text(json.dumps(saved))
-    with pytest.raises(InputError, match="poses.json: not a saved poses file"):
+    with pytest.raises(InputError, match="poses.json: damaged saved stage output"):
         SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
             frame["image"], out, from_stage="refine"
         )

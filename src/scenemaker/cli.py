@@ -263,11 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, required=True, help="writes OUT/metrics.json")
     ev.set_defaults(func=cmd_eval_pose)
     add_eval(evaluate)
-    from .cli_pipeline import add_doctor, add_run, add_view
+    from .cli_pipeline import add_app, add_doctor, add_run, add_view
 
     add_run(sub)
     add_doctor(sub)
     add_view(sub)
+    add_app(sub)
     demo = sub.add_parser(
         "demo",
         help="the main job on the embedded defaults: synthetic photo + depth + masks of unseen "

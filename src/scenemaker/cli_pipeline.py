@@ -1,5 +1,5 @@
-"""``scenemaker run`` (one image or a folder), ``scenemaker doctor``, ``scenemaker view`` and
-``scenemaker demo``.
+"""``scenemaker run`` (one image or a folder), ``scenemaker doctor``, ``scenemaker view``,
+``scenemaker app`` and ``scenemaker demo``.
 
 Heavy imports stay inside the commands: building the parser imports nothing but argparse.
 """
@@ -85,6 +85,39 @@ def add_view(sub) -> None:
     p.set_defaults(func=cmd_view)
 
 
+def add_app(sub) -> None:
+    p = sub.add_parser(
+        "app",
+        help="a local web app: upload a photo, turn the 3D scene around, re-run one object",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (0.0.0.0: every interface, reachable by others)")  # fmt: skip
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true",
+                   help="also open a public Gradio share link (off: nothing leaves the machine)")  # fmt: skip
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where runs are written (default: a new temporary folder)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    p.set_defaults(func=cmd_app, interrupt_hint="")
+
+
+def cmd_app(args) -> int:
+    from .app import serve
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        from .errors import InputError
+
+        raise InputError(
+            "scenemaker app needs gradio 6: pip install 'scenemaker[app]' (scripts/setup.sh "
+            "installs it)"
+        ) from None
+    serve(args.host, args.port, args.share, args.workdir, args.device)
+    return 0
+
+
 def cmd_view(args) -> int:
     import sys
 
@@ -99,20 +132,6 @@ def cmd_view(args) -> int:
     return 0
 
 
-def _parse_clicks(text: str | None):
-    if not text:
-        return None
-    from .errors import InputError
-
-    try:
-        return [
-            [tuple(float(v) for v in point.split(",")) for point in obj.split(";") if point.strip()]
-            for obj in text.split("|")
-        ]
-    except ValueError:
-        raise InputError(f"--clicks {text!r}: expected 'x,y;x,y|x,y' in pixels") from None
-
-
 # PipelineConfig field -> the `run` option's argparse dest, where they differ
 _DEST = {"pose_steps": "steps"}
 
@@ -125,7 +144,9 @@ def _config(args):
     from .pipeline import PipelineConfig
 
     values = {f.name: getattr(args, _DEST.get(f.name, f.name)) for f in fields(PipelineConfig)}
-    values["clicks"] = _parse_clicks(args.clicks)
+    from .pipeline_config import parse_clicks
+
+    values["clicks"] = parse_clicks(args.clicks)
     return PipelineConfig(**values)
 
 

@@ -69,9 +69,18 @@ class SceneMakerPipeline:
     """Chains the stages; backends are built by name from :class:`PipelineConfig` or injected
     (``segmenter=``, ``depth_estimator=``, ...) as objects implementing the stage protocol."""
 
-    def __init__(self, config: PipelineConfig | None = None, progress: bool = True, **backends):
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        progress: bool = True,
+        on_stage=None,
+        **backends,
+    ):
+        """``on_stage(name, index, count)`` is called as each stage that runs starts (e.g. a
+        progress bar in the app)."""
         self.config = config or PipelineConfig()
         self.progress = progress
+        self.on_stage = on_stage
         self._backends = backends
         self._image_scale = None  # (original size, used size) when the image was downscaled
 
@@ -177,6 +186,8 @@ class SceneMakerPipeline:
                 return loader()
             t = time.perf_counter()
             self._log(f"[bold]{name}[/bold] ...")
+            if self.on_stage is not None:
+                self.on_stage(name, STAGES.index(name), len(STAGES))
             reset_peak_rss()
             result = fn()
             timer.seconds[name] = round(time.perf_counter() - t, 3)
@@ -213,13 +224,17 @@ class SceneMakerPipeline:
             lambda: Refinement.load(out, frame),
         )
         scene = stage("export", lambda: self._export(out, frame, meshes, refined), lambda: None)
-        skipped = refined.skipped
+        timer.seconds["total"] = round(time.perf_counter() - t0, 3)
+        return self._finish(out, frame, meshes, refined, scene, timer)
+
+    def _finish(self, out: Path, frame, meshes, refined, scene, timer) -> RunResult:
+        """report.json and report.html of a finished run."""
         report = {
             "schema": "scenemaker.report/1",
             "objects": len(frame),
             "placed": sum(p is not None for p in refined.poses),
-            "skipped": {str(k): v for k, v in skipped.items()},
-            "seconds": {**timer.seconds, "total": round(time.perf_counter() - t0, 3)},
+            "skipped": {str(k): v for k, v in refined.skipped.items()},
+            "seconds": dict(timer.seconds),
             "peak_rss_mb": timer.peak_rss_mb,
             "notes": timer.notes,
             "per_object": [r.to_dict() for r in object_records(frame, meshes, refined)],
@@ -307,25 +322,12 @@ class SceneMakerPipeline:
         return result
 
     def _object3d(self, frame: Frame, amodal: Deocclusion, out: Path, extra, timer) -> Object3D:
-        from .object3d import ObjectObservation
-
         generator = self.backend("generator")
         result = Object3D([None] * len(frame), [None] * len(frame))
         for k, crop in self._objects("object3d", amodal.crops):
-            points = frame.points(k, 1024, self.config.seed) if frame.masks[k].any() else None
-            obs = ObjectObservation(
-                k, frame.labels[k], frame.masks[k],
-                points if points is not None else np.zeros((0, 3)), frame.K,
-                extra=(extra[k] if extra else {}),
-            )  # fmt: skip
-            try:
-                result.meshes[k] = generator.generate(crop, obs)
-            except InputError:  # a setting that cannot work for any object: stop here
-                raise
-            except (ValueError, BackendError) as exc:  # this object only
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                timer.notes.append(f"object {k}: no mesh ({why})")
-                result.errors[k] = why
+            result.meshes[k], result.errors[k] = self._generate(generator, frame, crop, k, extra)
+            if result.meshes[k] is None:
+                timer.notes.append(f"object {k}: no mesh ({result.errors[k]})")
                 continue
             result.save_mesh(out, k)
         if len(frame) and not result.have():  # nothing to place: say why, stop
@@ -333,7 +335,29 @@ class SceneMakerPipeline:
         result.save(out, meshes_written=True)
         return result
 
+    def _generate(self, generator, frame: Frame, crop, k: int, extra):
+        """(mesh, None), or (None, why) when the generator failed for this object only."""
+        from .object3d import ObjectObservation
+
+        points = frame.points(k, 1024, self.config.seed) if frame.masks[k].any() else None
+        obs = ObjectObservation(
+            k, frame.labels[k], frame.masks[k],
+            points if points is not None else np.zeros((0, 3)), frame.K,
+            extra=(extra[k] if extra else {}),
+        )  # fmt: skip
+        try:
+            return generator.generate(crop, obs), None
+        except InputError:  # a setting that cannot work for any object: stop here
+            raise
+        except (ValueError, BackendError) as exc:  # this object only
+            return None, (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
     def _pose(self, frame: Frame, meshes: Object3D, out: Path) -> Poses:
+        result = self._estimate_poses(frame, meshes)
+        result.save(out)
+        return result
+
+    def _estimate_poses(self, frame: Frame, meshes: Object3D) -> Poses:
         # objects without a mesh (their generator failed) are left out of pose estimation
         have = meshes.have()
         result = Poses([None] * len(frame), {k: "no mesh (see report notes)"
@@ -353,47 +377,61 @@ class SceneMakerPipeline:
                 result.hypotheses = [[] for _ in range(len(frame))]
                 for j, k in enumerate(have):
                     result.hypotheses[k] = list(found.hypotheses[j])
-        result.save(out)
         return result
 
     def _refine(self, frame: Frame, meshes: Object3D, posed: Poses, out: Path, timer) -> Refinement:
+        result = self._refine_objects(frame, meshes, posed, timer)
+        result.save(out)
+        return result
+
+    def _refine_objects(
+        self, frame: Frame, meshes: Object3D, posed: Poses, timer, only: int | None = None
+    ) -> Refinement:
+        """Refined poses of every object with a mesh (``only``: of that object alone; the
+        others, still seen in the frame, keep no refined pose in the result)."""
         have = meshes.have()
         result = Refinement([None] * len(frame), dict(posed.skipped))
-        if have:
-            refiner = self.backend("refiner")
-            observation = frame.subset(have)
-            sub_poses = [posed.poses[k] for k in have]
-            sub_meshes = [meshes.meshes[k].mesh for k in have]
-            if hasattr(refiner, "refine_detailed"):
-                pool = None if posed.hypotheses is None else [posed.hypotheses[k] for k in have]
-                import inspect
+        if not have:
+            return result
+        refiner = self.backend("refiner")
+        observation = frame.subset(have)
+        sub_poses = [posed.poses[k] for k in have]
+        sub_meshes = [meshes.meshes[k].mesh for k in have]
+        if hasattr(refiner, "refine_detailed"):
+            pool = None if posed.hypotheses is None else [posed.hypotheses[k] for k in have]
+            import inspect
 
-                from tqdm.auto import tqdm
+            from tqdm.auto import tqdm
 
-                with tqdm(total=len(have), desc="  refine", unit="object", leave=False,
-                          disable=not self.progress or len(have) < 2) as bar:  # fmt: skip
-                    kwargs = {}
-                    if "on_object" in inspect.signature(refiner.refine_detailed).parameters:
-                        kwargs["on_object"] = bar.update
-                    details = refiner.refine_detailed(
-                        sub_poses, sub_meshes, observation, pool, **kwargs
-                    )
-                for j, k in enumerate(have):
-                    result.poses[k] = details[j].pose
-                    result.confidences[k] = details[j].confidence
-                    result.records[k] = details[j].to_dict()
-                    if details[j].note:
-                        timer.notes.append(f"object {k}: refinement: {details[j].note}")
-            else:
-                points = [
-                    frame.points(k, 1024, self.config.seed) if frame.masks[k].any() else None
-                    for k in have
-                ]
-                for j, pose in enumerate(
-                    refiner.refine(sub_poses, sub_meshes, points, observation)
-                ):
+            accepts = inspect.signature(refiner.refine_detailed).parameters
+            count = len(have) if only is None else 1
+            with tqdm(total=count, desc="  refine", unit="object", leave=False,
+                      disable=not self.progress or count < 2) as bar:  # fmt: skip
+                kwargs = {}
+                if "on_object" in accepts:
+                    kwargs["on_object"] = bar.update
+                if only is not None and "only" in accepts:
+                    kwargs["only"] = [have.index(only)]
+                details = refiner.refine_detailed(
+                    sub_poses, sub_meshes, observation, pool, **kwargs
+                )
+            for j, k in enumerate(have):
+                if only is not None and k != only:
+                    continue
+                result.poses[k] = details[j].pose
+                result.confidences[k] = details[j].confidence
+                result.records[k] = details[j].to_dict()
+                if details[j].note:
+                    timer.notes.append(f"object {k}: refinement: {details[j].note}")
+        else:
+            points = [
+                frame.points(k, 1024, self.config.seed) if frame.masks[k].any() else None
+                for k in have
+            ]
+            refined = refiner.refine(sub_poses, sub_meshes, points, observation)
+            for j, pose in enumerate(refined):
+                if only is None or have[j] == only:
                     result.poses[have[j]] = pose
-        result.save(out)
         return result
 
     def _export(self, out: Path, frame: Frame, meshes: Object3D, refined: Refinement):

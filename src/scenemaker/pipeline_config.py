@@ -108,3 +108,16 @@ class PipelineConfig:
     def from_dict(cls, d: dict) -> PipelineConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def parse_clicks(text: str | None) -> list | None:
+    """``--clicks`` 'x,y;x,y|x,y' (objects split by |, clicks by ;, pixels) as lists of points."""
+    if not text:
+        return None
+    try:
+        return [
+            [tuple(float(v) for v in point.split(",")) for point in obj.split(";") if point.strip()]
+            for obj in text.split("|")
+        ]
+    except ValueError:
+        raise InputError(f"--clicks {text!r}: expected 'x,y;x,y|x,y' in pixels") from None

@@ -173,6 +173,15 @@ class StageRecords:
                 )
             if record["fingerprint"] == expected[stage]["fingerprint"]:
                 continue
+            if record.get("edits"):  # scenemaker.object_rerun changed some objects there
+                edits = "; ".join(
+                    f"object {e.get('object')}: {e.get('stage')} with {json.dumps(e.get('settings'))}"
+                    for e in record["edits"]
+                )
+                raise InputError(
+                    f"--from-stage {from_stage}: the {stage} stage saved in {self.out} holds "
+                    f"per-object re-runs ({edits}); rerun from {stage} or earlier"
+                )
             changed = _changes(record, expected[stage])
             what = ", ".join(changed) if changed else f"settings of a stage before {stage}"
             raise InputError(

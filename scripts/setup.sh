@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(python3-venv libusb-1.0-0 libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libgl1)
+# bpy (Blender as a module) also loads X11 client libraries, even in the background
+SYSTEM_PACKAGES=(python3-venv libusb-1.0-0 libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libgl1
+                 libx11-6 libxext6 libxfixes3 libxi6 libxrender1 libxkbcommon0 libsm6)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -47,3 +49,6 @@ if ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
 fi
 echo "report page: model-viewer and chromium are installed"
+# Blender (bpy 5.0.1 needs numpy < 2): its own environment in .venv/blender, for
+# `scenemaker export --blend` and its tests (the same command a user runs)
+.venv/bin/scenemaker blender setup --quiet

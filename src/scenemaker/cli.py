@@ -280,11 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--generator", default="retrieval", help="retrieval | lift | oracle")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
-    export = sub.add_parser("export", help="export a scene.json to GLB")
+    export = sub.add_parser("export", help="export a scene.json to GLB and / or a .blend")
     export.add_argument("scene_json", type=Path)
-    export.add_argument("--out", type=Path, required=True, help="output .glb")
+    export.add_argument("--out", type=Path, default=None, help="output .glb")
+    export.add_argument("--blend", type=Path, default=None,
+                        help="output .blend whose camera and render settings reproduce the "
+                        "photo's (needs `scenemaker blender setup`)")  # fmt: skip
     export.add_argument("--camera", type=int, default=0, help="camera index to include")
     export.set_defaults(func=cmd_export)
+    blender = sub.add_parser("blender", help="Blender (bpy) in its own environment")
+    blender_sub = blender.add_subparsers(dest="blender_command")
+    setup = blender_sub.add_parser("setup", help="make .venv/blender (bpy 5.0.1, numpy<2)")
+    setup.add_argument("--env", type=Path, default=None, help="default: .venv/blender")
+    setup.add_argument("--quiet", action="store_true")
+    setup.set_defaults(func=cmd_blender_setup)
     return parser
 
 
@@ -408,13 +417,38 @@ def cmd_demo(args) -> int:
 
 
 def cmd_export(args) -> int:
+    import tempfile
+
     from .scene import Scene
 
+    if args.out is None and args.blend is None:
+        raise CliError("export: give --out X.glb and / or --blend X.blend")
+    if args.blend is not None and args.blend.suffix.lower() != ".blend":
+        raise CliError(f"--blend {args.blend}: expected a .blend path")
     scene = Scene.load_json(args.scene_json)
     if scene.cameras and not 0 <= args.camera < len(scene.cameras):
         raise CliError(f"--camera {args.camera}: the scene has {len(scene.cameras)} cameras")
-    scene.export_glb(args.out, camera_index=args.camera if scene.cameras else None)
-    print(f"wrote {args.out} ({len(scene.objects)} objects)")
+    camera = args.camera if scene.cameras else None
+    if args.out is not None:
+        scene.export_glb(args.out, camera_index=camera)
+        print(f"wrote {args.out} ({len(scene.objects)} objects)")
+    if args.blend is not None:
+        from .blender import export_blend
+
+        with tempfile.TemporaryDirectory(prefix="scenemaker-export-") as tmp:
+            glb = args.out if args.out is not None else Path(tmp) / "scene.glb"
+            if args.out is None:
+                scene.export_glb(glb, camera_index=camera)
+            export_blend(scene, glb, args.blend, camera_index=camera or 0)
+        print(f"wrote {args.blend} ({len(scene.objects)} objects, the photo's camera)")
+    return 0
+
+
+def cmd_blender_setup(args) -> int:
+    from .blender import setup
+
+    python = setup(args.env, quiet=args.quiet)
+    print(f"Blender (bpy) is set up: {python}")
     return 0
 
 
@@ -428,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not hasattr(args, "func"):
         # a group without its subcommand prints that group's help
-        sub = {"data": "data", "train": "train", "eval": "eval"}.get(getattr(args, "command", None))
+        sub = {"data": "data", "train": "train", "eval": "eval", "blender": "blender"}.get(
+            getattr(args, "command", None)
+        )
         if sub:
             parser.parse_args([sub, "--help"])
         parser.print_help()

@@ -81,6 +81,7 @@ class SourceScene:
         return Camera(K, camera.world_to_camera, *size)
 
     def render_objects(self, only: int | None = None, grey: bool = False):
+        from ..render.materials import render_object
         from ..render.scene import RenderObject
 
         found = []
@@ -90,8 +91,11 @@ class SourceScene:
             if obj.color is None and not grey:
                 raise ValueError(f"{self.folder}: object {obj.instance_id} has no colour")
             vertices = obj.pose.apply(np.asarray(obj.mesh.vertices))
-            color = (0.5, 0.5, 0.5) if grey else tuple(obj.color)
-            found.append(RenderObject(vertices, np.asarray(obj.mesh.faces), obj.instance_id, color))
+            if grey:
+                found.append(RenderObject(vertices, np.asarray(obj.mesh.faces), obj.instance_id,
+                                          (0.5, 0.5, 0.5)))  # fmt: skip
+            else:  # as in the views: the mesh's own colours (procedural materials, textures)
+                found.append(render_object(vertices, obj.mesh, obj.instance_id, tuple(obj.color)))
         return found
 
     def amodal(self, view: int, k: int) -> np.ndarray:

@@ -29,24 +29,41 @@ _VERTEX = """
 uniform mat4 u_world_to_clip;
 uniform mat4 u_world_to_cam;
 in vec3 in_position;
+in vec3 in_color;
+in vec2 in_uv;
 out vec3 v_world;
 out float v_z;
+out vec3 v_color;
+out vec2 v_uv;
 void main() {
     v_world = in_position;
     v_z = (u_world_to_cam * vec4(in_position, 1.0)).z;
+    v_color = in_color;
+    v_uv = in_uv;
     gl_Position = u_world_to_clip * vec4(in_position, 1.0);
 }
+"""
+
+_MASK_VERTEX = """
+#version 330
+uniform mat4 u_world_to_clip;
+in vec3 in_position;
+void main() { gl_Position = u_world_to_clip * vec4(in_position, 1.0); }
 """
 
 _FRAGMENT = """
 #version 330
 uniform vec3 u_color;
+uniform int u_source;  // 0: u_color, 1: vertex colours, 2: texture x vertex colours
+uniform sampler2D u_texture;
 uniform float u_instance;
 uniform vec3 u_light_dir;
 uniform vec3 u_camera_pos;
 uniform int u_checker;
 in vec3 v_world;
 in float v_z;
+in vec3 v_color;
+in vec2 v_uv;
 layout(location = 0) out vec4 out_color;
 layout(location = 1) out vec2 out_depth_id;
 void main() {
@@ -54,7 +71,10 @@ void main() {
     // meshes with inconsistent winding are lit the same from either side.
     vec3 n = normalize(cross(dFdx(v_world), dFdy(v_world)));
     if (dot(n, u_camera_pos - v_world) < 0.0) n = -n;
-    vec3 base = u_color;
+    vec3 base = u_source == 0 ? u_color : v_color;
+    if (u_source == 2) {
+        base *= pow(texture(u_texture, v_uv).rgb, vec3(2.2));  // sRGB texels -> linear
+    }
     if (u_checker == 1) {
         float c = mod(floor(v_world.x * 2.0) + floor(v_world.z * 2.0), 2.0);
         base = u_color * (0.85 + 0.15 * c);
@@ -110,13 +130,33 @@ class RenderedView:
 
 @dataclass
 class RenderObject:
-    """A mesh already placed in the world frame, with its instance id (>= 2) and colour."""
+    """A mesh already placed in the world frame, with its instance id (>= 2) and colour:
+    ``color`` (linear RGB) unless it has ``vertex_colors``; a ``texture`` (sRGB, sampled at
+    ``uv``, OpenGL convention: v up) multiplies them. :func:`scenemaker.render.materials.
+    render_object` reads them from a trimesh's visuals (textures, vertex or face colours)."""
 
     vertices: np.ndarray  # (V, 3) world frame, metres
     faces: np.ndarray  # (F, 3) int
     instance_id: int
     color: tuple[float, float, float]
     surface_samples: np.ndarray | None = None  # (S, 3) world, for the truncation figure
+    vertex_colors: np.ndarray | None = None  # (V, 3) linear RGB in [0, 1]
+    uv: np.ndarray | None = None  # (V, 2) texture coordinates
+    texture: np.ndarray | None = None  # (h, w, 3) uint8 sRGB, row 0 at the top
+
+    def __post_init__(self):
+        n = len(self.vertices)
+        if self.vertex_colors is not None and np.shape(self.vertex_colors) != (n, 3):
+            raise ValueError(f"vertex_colors must be ({n}, 3), got {np.shape(self.vertex_colors)}")
+        if (self.texture is None) != (self.uv is None):
+            raise ValueError("a texture needs uv coordinates and uv a texture")
+        if self.uv is not None and np.shape(self.uv) != (n, 2):
+            raise ValueError(f"uv must be ({n}, 2), got {np.shape(self.uv)}")
+
+    @property
+    def source(self) -> int:
+        """Colour source of the shader: 0 flat, 1 vertex colours, 2 texture."""
+        return 2 if self.texture is not None else (1 if self.vertex_colors is not None else 0)
 
 
 class SceneRenderer:
@@ -140,7 +180,7 @@ class SceneRenderer:
         ctx = create_context()
         self._ctx = ctx
         self._prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
-        self._mask_prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_MASK_FRAGMENT)
+        self._mask_prog = ctx.program(vertex_shader=_MASK_VERTEX, fragment_shader=_MASK_FRAGMENT)
         size = (self.width, self.height)
         self._color_tex = ctx.texture(size, 4, dtype="f1")
         self._depth_id_tex = ctx.texture(size, 2, dtype="f4")
@@ -150,8 +190,19 @@ class SceneRenderer:
         self._mask_depth = ctx.depth_renderbuffer(size)
         self._mask_fbo = ctx.framebuffer([self._mask_tex], self._mask_depth)
 
-    def _vao(self, program, vbo, ibo):
-        return self._ctx.vertex_array(program, [(vbo, "3f", "in_position")], index_buffer=ibo)
+    def _vao(self, program, vbo, ibo, cbo=None, tbo=None):
+        content = [(vbo, "3f", "in_position")]
+        if cbo is not None:
+            content += [(cbo, "3f", "in_color"), (tbo, "2f", "in_uv")]
+        return self._ctx.vertex_array(program, content, index_buffer=ibo)
+
+    def _buffers(self, vertices, colors=None, uv=None):
+        """Position, colour and uv buffers (zeros where the object has none)."""
+        n = len(vertices)
+        colors = np.zeros((n, 3)) if colors is None else colors
+        uv = np.zeros((n, 2)) if uv is None else uv
+        return [self._ctx.buffer(np.ascontiguousarray(a, dtype="f4").tobytes())
+                for a in (vertices, colors, uv)]  # fmt: skip
 
     def set_scene(
         self,
@@ -175,25 +226,29 @@ class SceneRenderer:
         for obj in objects:
             if obj.instance_id < 2 or obj.instance_id > 255:
                 raise ValueError(f"instance ids must be in [2, 255], got {obj.instance_id}")
-            vbo = self._ctx.buffer(np.ascontiguousarray(obj.vertices, dtype="f4").tobytes())
+            vbo, cbo, tbo = self._buffers(obj.vertices, obj.vertex_colors, obj.uv)
             ibo = self._ctx.buffer(np.ascontiguousarray(obj.faces, dtype="i4").tobytes())
-            vaos = (self._vao(self._prog, vbo, ibo), self._vao(self._mask_prog, vbo, ibo))
-            self._objects.append(((vbo, ibo, vaos), obj))
+            vaos = (self._vao(self._prog, vbo, ibo, cbo, tbo), self._vao(self._mask_prog, vbo, ibo))
+            texture = None
+            if obj.texture is not None:
+                image = np.ascontiguousarray(np.asarray(obj.texture, np.uint8)[::-1, :, :3])
+                texture = self._ctx.texture(image.shape[1::-1], 3, image.tobytes())
+                texture.repeat_x = texture.repeat_y = True
+                texture.build_mipmaps()
+            self._objects.append(((vbo, ibo, vaos, (cbo, tbo), texture), obj))
         half = floor_size / 2.0
         quad = np.array([[-half, 0, -half], [half, 0, -half], [half, 0, half], [-half, 0, half]])
-        fvbo = self._ctx.buffer(quad.astype("f4").tobytes())
+        fvbo, fcbo, ftbo = self._buffers(quad)
         fibo = self._ctx.buffer(np.array([0, 2, 1, 0, 3, 2], dtype="i4").tobytes())
-        self._floor = (fvbo, fibo, self._vao(self._prog, fvbo, fibo))
+        self._floor = (fvbo, fcbo, ftbo, fibo, self._vao(self._prog, fvbo, fibo, fcbo, ftbo))
         self._floor_color = tuple(float(c) for c in floor_color)
         self._light_dir = tuple(float(c) for c in light_dir)
         self._background = tuple(float(c) for c in background)
 
     def release_scene(self) -> None:
-        for (vbo, ibo, vaos), _ in self._objects:
-            for vao in vaos:
-                vao.release()
-            vbo.release()
-            ibo.release()
+        for (vbo, ibo, vaos, extra, texture), _ in self._objects:
+            for item in (*vaos, vbo, ibo, *extra, *([texture] if texture is not None else [])):
+                item.release()
         self._objects = []
         if self._floor is not None:
             for item in self._floor:
@@ -235,11 +290,16 @@ class SceneRenderer:
         prog["u_checker"].value = 1
         prog["u_color"].value = self._floor_color
         prog["u_instance"].value = 1.0
+        prog["u_source"].value = 0
+        prog["u_texture"].value = 0
         if self._draw_floor:
-            self._floor[2].render(moderngl.TRIANGLES)
+            self._floor[-1].render(moderngl.TRIANGLES)
         prog["u_checker"].value = 0
-        for (_, _, (vao, _)), obj in self._objects:
+        for (_, _, (vao, _), _, texture), obj in self._objects:
             prog["u_color"].value = tuple(float(c) for c in obj.color)
+            prog["u_source"].value = obj.source
+            if texture is not None:
+                texture.use(location=0)
             prog["u_instance"].value = float(obj.instance_id)
             vao.render(moderngl.TRIANGLES)
         h, w = self.height, self.width
@@ -257,7 +317,7 @@ class SceneRenderer:
             mprog = self._mask_prog
             self._set_camera(mprog, camera)
             self._mask_fbo.use()
-            for k, ((_, _, (_, mask_vao)), _) in enumerate(self._objects):
+            for k, ((_, _, (_, mask_vao), _, _), _) in enumerate(self._objects):
                 self._mask_fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
                 mask_vao.render(moderngl.TRIANGLES)
                 amodal[k] = np.frombuffer(self._mask_tex.read(), np.uint8).reshape(h, w)[::-1] > 0

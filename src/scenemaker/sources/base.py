@@ -95,7 +95,10 @@ def validate_mesh(mesh, name: str):
         raise MeshError(f"{name}: empty mesh")
     if not np.isfinite(vertices).all():
         raise MeshError(f"{name}: NaN or infinite vertex coordinates")
-    mesh = trimesh.Trimesh(vertices=vertices, faces=np.asarray(mesh.faces), process=True)
+    visual = mesh.visual.copy() if mesh.visual is not None and mesh.visual.defined else None
+    # colours and textures stay with the mesh (the renderer shows them; seams keep their uv)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=np.asarray(mesh.faces), visual=visual,
+                           process=True)  # fmt: skip
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
     if len(mesh.faces) == 0 or not mesh.area > 1e-12:

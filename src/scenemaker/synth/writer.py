@@ -135,7 +135,7 @@ class SceneWriter:
         )
 
     def _render_views(self, index, assets, poses, rng) -> dict | None:
-        from ..render.scene import RenderObject
+        from ..render.materials import render_object
 
         cfg = self.config
         objects, render_objects, world_vertices = [], [], []
@@ -144,7 +144,8 @@ class SceneWriter:
             vertices = pose.apply(asset.mesh.vertices)
             samples = pose.apply(asset.mesh.sample(512, seed=k))
             world_vertices.append(vertices)
-            render_objects.append(RenderObject(vertices, asset.mesh.faces, k + 2, color, samples))
+            # the mesh's own texture / vertex / face colours where it has some, else ``color``
+            render_objects.append(render_object(vertices, asset.mesh, k + 2, color, samples))
             rel = os.path.relpath(self.object_dir(asset), self.out / f"scene_{index:06d}")
             objects.append(
                 ObjectInstance(

@@ -10,6 +10,7 @@ from scenemaker.geometry.canonical import canonicalize_mesh
 from scenemaker.sources.base import MeshError, ObjectAsset, ObjectSource, validate_mesh
 
 from .catalogue import _CATEGORIES, CATEGORIES, build_mesh
+from .materials import procedural_face_colours
 
 
 def seed_of(object_id: str, attempt: int = 0) -> int:
@@ -80,6 +81,7 @@ class ProceduralSource(ObjectSource):
         colour_rng = np.random.default_rng([seed, 1])  # own stream: colour never shifts geometry
         base = np.asarray(spec.palette[int(colour_rng.integers(len(spec.palette)))])
         colour = np.clip(base * colour_rng.uniform(0.8, 1.2) + colour_rng.normal(0, 0.01, 3), 0, 1)
+        mesh.visual.face_colors = procedural_face_colours(mesh, colour, colour_rng)
         return ObjectAsset(
             object_id=object_id,
             label=category.replace("_", " "),

@@ -90,6 +90,8 @@ class SceneMakerPipeline:
             from .backends import build_backend
 
             self._backends[kind] = build_backend(kind, self.config)
+            if hasattr(self._backends[kind], "show_progress"):  # e.g. the library build
+                self._backends[kind].show_progress = self.progress
         return self._backends[kind]
 
     def _objects(self, stage: str, items):

@@ -121,6 +121,7 @@ class RetrievalGenerator:
         self.use_labels = use_labels
         self.with_pose = with_pose
         self.workers = workers
+        self.show_progress = True  # a bar while the library is built (the pipeline sets it)
         self.cache_path: Path | None = None
         self.loaded_from_cache = False
         self._library: Library | None = None
@@ -141,7 +142,7 @@ class RetrievalGenerator:
         plan = self.plan()
         self._source_objects = [source for _, source, _ in plan]
         library, self.cache_path, self.loaded_from_cache = load_or_build_library(
-            plan, self.split, self.cache_dir, self.workers
+            plan, self.split, self.cache_dir, self.workers, progress=self.show_progress
         )
         return library
 

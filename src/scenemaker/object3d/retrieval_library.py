@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def plan_library(
     return plan
 
 
-def describe_objects(items: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+def describe_objects(items: list[tuple[str, str]], on_item=None) -> dict[str, np.ndarray]:
     """Load and describe ``(source spec, object id)`` pairs; unreadable meshes are skipped.
 
     Returns the stacked descriptors plus ``item`` (index into ``items`` of each row),
@@ -116,8 +117,11 @@ def describe_objects(items: list[tuple[str, str]]) -> dict[str, np.ndarray]:
         try:
             asset = sources[spec].load(object_id)
         except (MeshError, KeyError):
-            continue
-        rows.append((i, asset.label, asset.size_range, describe_mesh(asset.mesh)))
+            asset = None
+        if asset is not None:
+            rows.append((i, asset.label, asset.size_range, describe_mesh(asset.mesh)))
+        if on_item is not None:
+            on_item()
     if not rows:
         return {"item": np.zeros(0, dtype=np.int64)}
     out = {
@@ -129,7 +133,7 @@ def describe_objects(items: list[tuple[str, str]]) -> dict[str, np.ndarray]:
     return out
 
 
-def _describe_in_workers(items: list[tuple[str, str]], workers: int) -> list[dict]:
+def _describe_in_workers(items: list[tuple[str, str]], workers: int, bar=None) -> list[dict]:
     """:func:`describe_objects` in ``workers`` subprocesses (``python -m`` this module), not a
     multiprocessing pool: the caller's script needs no ``__main__`` guard, and no forked copy
     of a parent holding GL / torch threads runs."""
@@ -143,15 +147,21 @@ def _describe_in_workers(items: list[tuple[str, str]], workers: int) -> list[dic
     parts = []
     with tempfile.TemporaryDirectory(prefix="scenemaker-retrieval-") as tmp:
         running = []
+        ticks = [Path(tmp) / f"{w}.progress" for w in range(workers)]  # a byte per object
         for w in range(workers):
             job, out, log = (Path(tmp) / name for name in (f"{w}.json", f"{w}.npz", f"{w}.log"))
             job.write_text(json.dumps(items[w::workers]))
             with open(log, "wb") as stderr:
-                command = [sys.executable, "-m", __name__, str(job), str(out)]
+                command = [sys.executable, "-m", __name__, str(job), str(out), str(ticks[w])]
                 process = subprocess.Popen(
                     command, stdout=subprocess.DEVNULL, stderr=stderr, env=env
                 )
             running.append((w, process, out, log))
+        while any(process.poll() is None for _, process, _, _ in running):
+            if bar is not None:
+                done = sum(t.stat().st_size for t in ticks if t.exists())
+                bar.update(done - bar.n)
+            time.sleep(0.25)
         for w, process, out, log in running:
             if process.wait() != 0:
                 lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
@@ -178,16 +188,22 @@ def library_cache_path(plan: list, split: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / f"library-{names}-{split}-{key}.npz"
 
 
-def build_library(plan: list, split: str, workers: int | None = None) -> Library:
+def build_library(
+    plan: list, split: str, workers: int | None = None, progress: bool = False
+) -> Library:
     """Describe every planned mesh (``workers`` processes; default up to 8, one per core,
-    beyond 64 meshes, else 1), rows in plan order."""
+    beyond 64 meshes, else 1), rows in plan order; ``progress``: a bar of objects described."""
+    from tqdm.auto import tqdm
+
     items = [(spec, object_id) for spec, _, ids in plan for object_id in ids]
     owner = np.concatenate([np.full(len(ids), s) for s, (*_, ids) in enumerate(plan)])
     workers = workers or (min(8, os.cpu_count() or 1) if len(items) > 64 else 1)
-    if workers > 1:
-        parts = _describe_in_workers(items, workers)
-    else:
-        parts = [describe_objects(items)]
+    with tqdm(total=len(items), desc="  retrieval library (built once, then cached)",
+              unit="mesh", disable=not progress, leave=False) as bar:  # fmt: skip
+        if workers > 1:
+            parts = _describe_in_workers(items, workers, bar)
+        else:
+            parts = [describe_objects(items, on_item=lambda: bar.update(1))]
     parts = [p for p in parts if len(p["item"])]
     if not parts:
         specs = [spec for spec, _, _ in plan]
@@ -204,7 +220,7 @@ def build_library(plan: list, split: str, workers: int | None = None) -> Library
 
 
 def load_or_build_library(
-    plan: list, split: str, cache_dir: Path, workers: int | None = None
+    plan: list, split: str, cache_dir: Path, workers: int | None = None, progress: bool = False
 ) -> tuple[Library, Path, bool]:
     """(library, its cache file, whether it was read from there): read from the cache, or
     built and written there (atomically) when missing or unreadable."""
@@ -216,7 +232,7 @@ def load_or_build_library(
             return Library.from_npz(path), path, True
         except (OSError, ValueError, KeyError):
             pass  # unreadable (e.g. truncated by a full disk): rebuild and overwrite
-    library = build_library(plan, split, workers)
+    library = build_library(plan, split, workers, progress)
     atomic_write_bytes(path, library.to_npz_bytes())
     return library, path, False
 
@@ -226,4 +242,5 @@ if __name__ == "__main__":  # a library worker, see _describe_in_workers
 
     _job, _out = sys.argv[1:3]
     _items = [tuple(pair) for pair in json.loads(Path(_job).read_text())]
-    np.savez(_out, **describe_objects(_items))
+    with open(sys.argv[3] if len(sys.argv) > 3 else os.devnull, "ab", buffering=0) as _ticks:
+        np.savez(_out, **describe_objects(_items, on_item=lambda: _ticks.write(b".")))

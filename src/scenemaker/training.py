@@ -204,11 +204,14 @@ class Trainer:
             optimizer.step()
             step += 1
             bar.update(1)
+            logged = loss.detach()
+            if world > 1:  # the global batch's loss: the mean of the processes' shares
+                logged = accelerator.reduce(logged, reduction="mean")
             if accelerator.is_main_process:
                 rate = (step - start_step) / (time.perf_counter() - start_time)
                 last = {
                     "step": step,
-                    "loss": float(loss.detach()),
+                    "loss": float(logged),
                     **terms,
                     "lr": lr(step - 1),
                     "steps_per_s": round(rate, rate_digits),

@@ -14,8 +14,11 @@ once per distinct prompt before training and the text encoders are then released
 
 Batches, flips, sigmas and noise are pure functions of (seed, step, rank), so a checkpoint
 (LoRA state + optimizer state + step, written atomically) resumes to the very same run.
-Accelerate runs it on one CPU process (the ``tiny`` preset, for tests) or on GPUs with
-``accelerate launch``. The result is ``out/pytorch_lora_weights.safetensors`` in diffusers'
+Accelerate runs it on one CPU process (the ``tiny`` preset, for tests) or on several
+processes / GPUs with ``torchrun`` or ``accelerate launch``: each process takes its share of
+every global batch, and an item's flips, sigma and noise depend on its place in the global
+batch only, so N processes follow the single-process run with the same global batch (tested
+with 2 CPU processes on gloo). The result is ``out/pytorch_lora_weights.safetensors`` in diffusers'
 format, which ``FluxKontextDeoccluder(lora=out)`` loads.
 """
 
@@ -143,9 +146,16 @@ def train_deocclusion_lora(
 
     def loss_fn(step, indices, offset, generator):
         inputs, targets, prompts = load_batch(train_set, indices, step, offset, config)
+        # each item's sigma and noise from its place in the global batch, not from the
+        # process it landed on: N processes train exactly as one with the same global batch
+        generators = [
+            torch.Generator().manual_seed(int(np.random.default_rng(
+                [config.seed, step, offset + k]).integers(2**62)))
+            for k in range(len(indices))
+        ]  # fmt: skip
         with accelerator.autocast():
             loss, sigmas = batch_loss(
-                model, transformer, inputs, targets, prompts, config, generator
+                model, transformer, inputs, targets, prompts, config, generators
             )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {float(loss)} at step {step + 1}; lower lr")

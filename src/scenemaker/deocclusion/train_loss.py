@@ -21,6 +21,10 @@ def sample_sigmas(
     inference-time shift for ``image_seq_len`` target tokens."""
     import torch
 
+    if isinstance(generator, (list, tuple)):  # one generator per item of the batch
+        return torch.cat(
+            [sample_sigmas(1, config, image_seq_len, scheduler_config, g) for g in generator]
+        )
     if config.timestep_sampling == "logit_normal":
         normal = torch.randn(batch, generator=generator, dtype=torch.float64)
         sigmas = torch.sigmoid(config.logit_mean + config.logit_std * normal)
@@ -141,13 +145,19 @@ class ModelParts:
 
 def batch_loss(model: ModelParts, transformer, inputs, targets, prompts, config, generator):
     """Loss of one batch ((B, S, S, 3) uint8 contexts and targets); sigmas and noise drawn
-    from ``generator`` (CPU) in that order. Returns (loss, sigmas)."""
+    from ``generator`` (CPU) in that order, or item k's from ``generator[k]`` when it is a list
+    (training: an item's draws then do not depend on how the batch is split over processes).
+    Returns (loss, sigmas)."""
     import torch
 
     x0, grid = encode_images(model.vae, targets)
     context, _ = encode_images(model.vae, inputs)
     sigmas = sample_sigmas(len(prompts), config, x0.shape[1], model.scheduler_config, generator)
-    noise = torch.randn(x0.shape, generator=generator).to(model.device, x0.dtype)
+    if isinstance(generator, (list, tuple)):
+        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in generator])
+    else:
+        noise = torch.randn(x0.shape, generator=generator)
+    noise = noise.to(model.device, x0.dtype)
     loss = flow_matching_loss(
         transformer,
         x0,

@@ -90,12 +90,70 @@ def _add_train_pose(sub) -> None:
         default=None,
         help="views of each scene used for training (default all)",
     )
+    p.add_argument("--depth-noise", type=int, default=0, choices=[0, 1, 2],
+                   help="prepare the observed points from depth degraded as estimators give it "
+                   "(augmentation; levels as in `eval pose --depth-noise`)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train_pose)
+    pack = sub.add_parser(
+        "pose-pack",
+        help="a folder (<= 64 MiB) to train the pose model on a bare GPU machine: "
+        "prepared data, the package, wheels, train.py",
+    )
+    pack.add_argument("--data", nargs="+", required=True, type=Path, help="training scenes")
+    pack.add_argument("--out", type=Path, required=True, help="the pack folder (new)")
+    pack.add_argument("--preset", default="cpu", help="tiny | cpu | paper")
+    pack.add_argument("--views-per-scene", type=int, default=None)
+    pack.add_argument("--depth-noise", type=int, default=0, choices=[0, 1, 2])
+    pack.add_argument("--max-steps", type=int, default=None)
+    pack.add_argument("--max-minutes", type=float, default=None)
+    pack.add_argument("--batch-size", type=int, default=None)
+    pack.add_argument("--seed", type=int, default=0)
+    pack.set_defaults(func=cmd_pose_pack)
+    unpack = sub.add_parser(
+        "pose-unpack",
+        help="a GPU run's results (python PACK/train.py --out RESULTS) -> a run folder for "
+        "ship-pose, validated against the shipped weights",
+    )
+    unpack.add_argument("results", type=Path)
+    unpack.add_argument("--out", type=Path, required=True, help="run folder")
+    unpack.add_argument("--val", nargs="*", default=[], type=Path, help="validation scenes")
+    unpack.set_defaults(func=cmd_pose_unpack)
 
 
-def _check_prepared(path: Path, roots: list[Path], views_per_scene) -> None:
-    """A cached prepared file must come from the same scene folders and views."""
+def cmd_pose_pack(args) -> int:
+    from .pose.gpu_pack import pack_pose_training
+
+    overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes,
+                 "batch_size": args.batch_size}  # fmt: skip
+    for root in args.data:
+        if not root.is_dir():
+            raise CliError(f"--data {root}: not a folder of generated scenes")
+    record = pack_pose_training(args.data, args.out, args.preset, args.views_per_scene,
+                                args.depth_noise, args.seed, overrides)  # fmt: skip
+    print(f"wrote {args.out} ({record['size_mib']} MiB, {record['data']['views']} views); "
+          f"there: python {args.out.name}/train.py --out RESULTS")  # fmt: skip
+    return 0
+
+
+def cmd_pose_unpack(args) -> int:
+    from .pose.gpu_pack import unpack_pose_results
+
+    report = unpack_pose_results(args.results, args.out, args.val)
+    print(json.dumps(report, indent=1))
+    if report["new"] and report["shipped"]:
+        better = report["new"]["val_add_s"] < report["shipped"]["val_add_s"]
+        print(
+            f"validation ADD-S: new {report['new']['val_add_s']:.4f}, shipped "
+            f"{report['shipped']['val_add_s']:.4f}: "
+            + ("ship it: scenemaker train ship-pose " + str(args.out) if better
+               else "keep the shipped weights")
+        )  # fmt: skip
+    return 0
+
+
+def _check_prepared(path: Path, roots: list[Path], views_per_scene, depth_noise=0) -> None:
+    """A cached prepared file must come from the same scene folders, views and depth noise."""
     if not path.is_file():
         return
     import numpy as np
@@ -105,6 +163,7 @@ def _check_prepared(path: Path, roots: list[Path], views_per_scene) -> None:
     same = (
         meta.get("roots") == [str(r) for r in roots]
         and meta.get("views_per_scene") == views_per_scene
+        and meta.get("depth_noise", 0) == depth_noise
     )
     if not same:
         raise CliError(
@@ -137,11 +196,12 @@ def cmd_train_pose(args) -> int:
     train_npz, val_npz = prepared / "train.npz", prepared / "val.npz"
     wanted = [train_npz] + ([val_npz] if args.val else [])
     if int(os.environ.get("RANK", "0")) == 0:  # prepared once (by one process), reused on resume
-        _check_prepared(train_npz, args.data, args.views_per_scene)
+        _check_prepared(train_npz, args.data, args.views_per_scene, args.depth_noise)
         if args.val:
             _check_prepared(val_npz, args.val, args.views_per_scene)
         if not train_npz.is_file():
-            print(prepare_pose_data(args.data, train_npz, args.views_per_scene, seed=args.seed))
+            print(prepare_pose_data(args.data, train_npz, args.views_per_scene, seed=args.seed,
+                                    depth_noise=args.depth_noise))  # fmt: skip
         if args.val and not val_npz.is_file():
             print(prepare_pose_data(args.val, val_npz, args.views_per_scene, seed=args.seed))
     else:

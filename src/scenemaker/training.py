@@ -98,11 +98,17 @@ class Trainer:
 
     def __init__(self, out: str | Path, mixed_precision: str = "no"):
         import torch
-        from accelerate import Accelerator
 
         self.out = run_folder(out)
         self.checkpoint = self.out / "checkpoint"
         self.log_path = self.out / "log.jsonl"
+        try:
+            from accelerate import Accelerator
+        except ImportError:  # a bare GPU machine (train pose-pack): one process, one device
+            from .portable import SingleDevice
+
+            self.accelerator = SingleDevice(mixed_precision)
+            return
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision
         )

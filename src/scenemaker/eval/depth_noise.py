@@ -25,9 +25,12 @@ LEVELS = {
 }
 
 
-def degrade_depth(depth: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+def degrade_depth(
+    depth: np.ndarray, level: int, rng: np.random.Generator, return_scale: bool = False
+):
     """A copy of ``depth`` (metres, 0 = invalid) degraded as a monocular / sensor estimate of
-    noise ``level`` (0: unchanged)."""
+    noise ``level`` (0: unchanged); with ``return_scale`` also the global scale factor drawn
+    (the degraded depth shows the scene scaled by it: training targets scale with it)."""
     from scipy.ndimage import binary_dilation
 
     if level not in LEVELS:
@@ -36,7 +39,7 @@ def degrade_depth(depth: np.ndarray, level: int, rng: np.random.Generator) -> np
     depth = np.array(depth, dtype=np.float32)
     valid = np.isfinite(depth) & (depth > 0)
     if level == 0:
-        return depth
+        return (depth, 1.0) if return_scale else depth
     scale = 1.0 + rng.uniform(-noise.scale_error, noise.scale_error)
     out = np.where(valid, depth * scale, 0.0)
     out = np.where(valid, out + rng.normal(0.0, 1.0, out.shape) * noise.sigma * out**2, 0.0)
@@ -54,4 +57,4 @@ def degrade_depth(depth: np.ndarray, level: int, rng: np.random.Generator) -> np
     count = min(len(candidates), int(round(noise.edge_holes * valid.sum())))
     if count:
         out.reshape(-1)[rng.choice(candidates, count, replace=False)] = 0.0
-    return out
+    return (out, float(scale)) if return_scale else out

@@ -29,8 +29,19 @@ def prepare_pose_data(
     views_per_scene: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    depth_noise: int = 0,
 ) -> dict:
-    """Read scene folders under ``roots`` into one NPZ at ``out``; returns its summary."""
+    """Read scene folders under ``roots`` into one NPZ at ``out``; returns its summary.
+
+    ``depth_noise`` 1 / 2: the observed points come from depth degraded as estimators give it
+    (``eval.depth_noise``: global scale error, z^2 noise, holes on edges), a fixed draw per
+    view; translation and size targets scale with the drawn global scale (the degraded depth
+    is an exact picture of the scaled scene), so the model learns to trust the depth it sees.
+    """
+    from ..eval.depth_noise import LEVELS, degrade_depth
+
+    if depth_noise not in LEVELS:
+        raise ValueError(f"depth_noise must be one of {sorted(LEVELS)}, got {depth_noise!r}")
     from tqdm.auto import tqdm
 
     from ..synth.dataset import list_scenes
@@ -42,7 +53,9 @@ def prepare_pose_data(
     canon_points, canon_normals = [], []
     rows: dict[str, list] = {k: [] for k in ("points", "count", "canon", "R", "t", "s", "vis")}
     view_offsets, view_names, skipped = [0], [], 0
-    for scene in tqdm(scenes, desc="preparing", unit="scene", disable=not progress):
+    for index, scene in enumerate(
+        tqdm(scenes, desc="preparing", unit="scene", disable=not progress)
+    ):
         objects = Scene.load_json(scene.folder / "scene.json", load_meshes=False).objects
         n_views = (
             scene.num_views if views_per_scene is None else min(views_per_scene, scene.num_views)
@@ -51,10 +64,13 @@ def prepare_pose_data(
             view = scene.view(v)
             w2c = view.camera.world_to_camera
             stats = {o["instance_id"]: o for o in view.objects}
+            depth, scale = degrade_depth(
+                view.depth, depth_noise, np.random.default_rng([seed, index, v]), True
+            )
             kept = 0
             for obj in objects:
                 pts = observed_points(
-                    view.depth,
+                    depth,
                     view.camera.K,
                     view.instance == obj.instance_id,
                     STORED_POINTS,
@@ -78,8 +94,8 @@ def prepare_pose_data(
                 rows["count"].append(len(pts))
                 rows["canon"].append(canon_index[key])
                 rows["R"].append(w2c[:3, :3] @ obj.pose.R)
-                rows["t"].append(w2c[:3, :3] @ obj.pose.t + w2c[:3, 3])
-                rows["s"].append(obj.pose.s)
+                rows["t"].append((w2c[:3, :3] @ obj.pose.t + w2c[:3, 3]) * scale)
+                rows["s"].append(obj.pose.s * scale)
                 rows["vis"].append(stats[obj.instance_id]["visible_fraction"])
                 kept += 1
             if kept:
@@ -89,6 +105,7 @@ def prepare_pose_data(
         "schema": PREPARED_SCHEMA,
         "roots": [str(r) for r in roots],
         "views_per_scene": views_per_scene,
+        "depth_noise": depth_noise,
         "views": len(view_names),
         "object_views": view_offsets[-1],
         "objects": len(canon_index),
@@ -134,6 +151,8 @@ class PoseDataset:
         with np.load(path) as data:
             self.arrays = {k: data[k] for k in data.files}
         self.meta = json.loads(self.arrays.pop("meta").tobytes())
+        for key in ("points", "canon_points", "canon_normals"):  # trimmed packs keep fp16
+            self.arrays[key] = self.arrays[key].astype(np.float32)
         if self.meta.get("schema") != PREPARED_SCHEMA:
             raise ValueError(f"{path}: expected schema {PREPARED_SCHEMA}")
         self.num_points, self.num_canonical = num_points, num_canonical

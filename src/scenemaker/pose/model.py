@@ -25,9 +25,13 @@ the scheduler and sampling loop live in :mod:`scenemaker.pose.estimator`.
 from __future__ import annotations
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+try:
+    from diffusers.configuration_utils import ConfigMixin, register_to_config
+    from diffusers.models.modeling_utils import ModelMixin
+except ImportError:  # a bare GPU machine (train pose-pack): the same files, written by hand
+    from ..portable import ConfigMixin, ModelMixin, register_to_config
 
 from .layers import Attention, PointEncoder, SetEncoder, mlp, timestep_embedding
 

@@ -28,7 +28,7 @@ def _is_training(module: str) -> bool:
 
 # command-line entry points sit above everything (nothing imports them)
 ENTRY = {"scenemaker.cli", "scenemaker.cli_pipeline", "scenemaker.cli_deocclusion",
-         "scenemaker.demo", "scenemaker.__main__"}  # fmt: skip
+         "scenemaker.cli_pose", "scenemaker.demo", "scenemaker.__main__"}  # fmt: skip
 
 
 def _module(path: Path) -> str:

@@ -115,7 +115,7 @@ def test_shards_split_large_weights_and_read_back(tmp_path):
     import torch
 
     from scenemaker.errors import InputError
-    from scenemaker.pose.gpu_pack import read_shards, write_shards
+    from scenemaker.pose.train_gpu import read_shards, write_shards
 
     state = {f"w{k}": torch.randn(1024, 1024) for k in range(6)}  # 24 MiB in fp32
     names = write_shards(state, tmp_path / "w", max_mib=16)

@@ -47,7 +47,7 @@ here = Path(__file__).resolve().parent
 for wheel in sorted((here / "wheels").glob("*.whl")):  # pure-Python wheels import as zips
     sys.path.insert(0, str(wheel))
 sys.path.insert(0, str(here / "src"))
-from scenemaker.pose.gpu_pack import train_there  # noqa: E402
+from scenemaker.pose.train_gpu import train_there  # noqa: E402
 
 sys.exit(train_there(here, sys.argv[1:]))
 '''

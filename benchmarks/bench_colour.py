@@ -26,6 +26,7 @@ from _results import write_section
 
 from scenemaker.colour import colour_scene, psnr, render_colours
 from scenemaker.demo import write_frame
+from scenemaker.eval.rerender import true_scene
 from scenemaker.io_utils import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,18 +76,6 @@ def _add_novel_camera(scene, view0, view1):
     return len(scene.cameras) - 1
 
 
-def _truth_scene(view, truth):
-    from scenemaker.eval.pose_benchmark import camera_frame_pose
-    from scenemaker.object3d import CanonicalMesh
-    from scenemaker.scene_assembly import build_scene
-
-    w2c = view.camera.world_to_camera
-    poses = [camera_frame_pose(o.pose, w2c) for o in truth]
-    meshes = [CanonicalMesh(o.mesh, "truth") for o in truth]
-    h, w = view.depth.shape
-    return build_scene(w, h, view.camera.K, [o.label for o in truth], meshes, poses)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=4)
@@ -123,7 +112,7 @@ def main() -> None:
             index = _add_novel_camera(scene, view, other)
             return _scores(scene, other.rgb, novel_masks, index, (view.rgb, masks))
 
-        scene = _truth_scene(view, truth)
+        scene = true_scene(view, truth)
         t = time.perf_counter()
         record = colour_scene(scene, view.rgb, masks=[masks[j + 2] for j in range(len(truth))])
         seconds = time.perf_counter() - t

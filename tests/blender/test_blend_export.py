@@ -8,10 +8,7 @@ from PIL import Image
 
 from scenemaker.blender import blender_python, export_blend, render_ids
 from scenemaker.errors import InputError
-from scenemaker.eval.pose_benchmark import camera_frame_pose
-from scenemaker.eval.rerender import mask_iou, render_instance_masks
-from scenemaker.object3d import CanonicalMesh
-from scenemaker.scene_assembly import build_scene
+from scenemaker.eval.rerender import mask_iou, render_instance_masks, true_scene
 
 pytestmark = pytest.mark.skipif(
     blender_python() is None and not __import__("os").environ.get("CI"),
@@ -20,14 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _scene(frame, K=None, size=None):
-    view = frame["view"]
-    w2c = view.camera.world_to_camera
-    poses = [camera_frame_pose(o.pose, w2c) for o in frame["objects"]]
-    meshes = [CanonicalMesh(o.mesh, "truth") for o in frame["objects"]]
-    labels = [o.label for o in frame["objects"]]
-    h, w = view.depth.shape
-    w, h = size or (w, h)
-    return build_scene(w, h, view.camera.K if K is None else K, labels, meshes, poses)
+    return true_scene(frame["view"], frame["objects"], K, size)
 
 
 def _blender_ids(scene, tmp_path):

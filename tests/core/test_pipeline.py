@@ -75,17 +75,10 @@ def test_glb_is_valid_and_has_every_object(oracle_run):
 
 def test_exported_camera_lines_up_with_the_photo(frame):
     """True poses through build_scene + the exported camera reproduce the input masks."""
-    from scenemaker.eval.pose_benchmark import camera_frame_pose
-    from scenemaker.eval.rerender import rerender_mask_iou
-    from scenemaker.object3d import CanonicalMesh
+    from scenemaker.eval.rerender import rerender_mask_iou, true_scene
 
     view = frame["view"]
-    w2c = view.camera.world_to_camera
-    poses = [camera_frame_pose(o.pose, w2c) for o in frame["objects"]]
-    meshes = [CanonicalMesh(o.mesh, "truth") for o in frame["objects"]]
-    labels = [o.label for o in frame["objects"]]
-    h, w = view.depth.shape
-    scene = build_scene(w, h, view.camera.K, labels, meshes, poses)
+    scene = true_scene(view, frame["objects"])
     masks = {k + 2: view.instance == o.instance_id for k, o in enumerate(frame["objects"])}
     ious = rerender_mask_iou(scene, masks)
     assert min(ious.values()) > 0.95, ious

@@ -7,6 +7,22 @@ import numpy as np
 from ..scene import Scene
 
 
+def true_scene(view, objects, K=None, size=None) -> Scene:
+    """The output-frame scene (as the pipeline writes it) of a synthetic view's true meshes at
+    their true poses, seen by the view's camera (or by ``K`` at ``size`` = (W, H))."""
+    from ..object3d import CanonicalMesh
+    from ..scene_assembly import build_scene
+    from .pose_benchmark import camera_frame_pose
+
+    w2c = view.camera.world_to_camera
+    poses = [camera_frame_pose(o.pose, w2c) for o in objects]
+    meshes = [CanonicalMesh(o.mesh, "truth") for o in objects]
+    h, w = view.depth.shape
+    w, h = size or (w, h)
+    K = view.camera.K if K is None else K
+    return build_scene(w, h, K, [o.label for o in objects], meshes, poses)
+
+
 def render_instance_masks(scene: Scene, camera_index: int = 0) -> dict[int, np.ndarray]:
     """Visible mask of every object of ``scene`` seen from ``scene.cameras[camera_index]``:
     {instance_id: (H, W) bool}. Objects only (no floor), with occlusion between them."""

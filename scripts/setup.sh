@@ -26,7 +26,7 @@ PYTHON=${PYTHON:-python3}
 # without a local wheel (PyPI's default build of torch bundles CUDA); see README "GPU users".
 extra=()
 [ -n "${TORCH_INDEX_URL:-}" ] && extra+=(--extra-index-url "$TORCH_INDEX_URL")
-.venv/bin/python -m pip install -q -c constraints.txt "${extra[@]}" -e ".[dev,baselines,moge,formats,app]"
+.venv/bin/python -m pip install -q -c constraints.txt "${extra[@]}" -e ".[dev,baselines,moge,formats,app,ray]"
 # MoGe pins versions of its own that do not matter here: its package alone, its deps above
 .venv/bin/python -m pip install -q -c constraints.txt --no-deps "dlr-moge>=2.0"
 # the Khronos glTF validator (tests check every exported GLB with it): node + npm package

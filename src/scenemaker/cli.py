@@ -52,6 +52,31 @@ def _add_generate(sub) -> None:
         default=0.0,
         help="probability that an object is put on top of another one (default 0)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run scenes as Ray tasks: alone, on a local Ray instance with --workers CPUs; "
+        "auto or HOST:PORT, on a running cluster whose nodes share --out (pip extra 'ray')",
+    )
+    p.add_argument(
+        "--renderer",
+        default="fast",
+        choices=["fast", "cycles"],
+        help="fast: moderngl rasteriser (default); cycles: Blender's path tracer, the paper's "
+        "renderer (needs `scenemaker blender setup`; seconds per view)",
+    )
+    p.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel (default 16)")
+    p.add_argument(
+        "--hdri",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="folder of HDRIs (.exr, .hdr) lighting Cycles scenes (default: Blender's bundled "
+        "studio-light HDRIs)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(
         func=cmd_generate,
@@ -156,6 +181,19 @@ def _check_generate(args) -> None:
             raise CliError(f"{option} {value}: expected a probability in [0, 1]")
     if args.arena is not None and not (math.isfinite(args.arena) and args.arena > 0):
         raise CliError(f"--arena {args.arena}: expected a radius in metres > 0")
+    if args.samples < 1:
+        raise CliError(f"--samples {args.samples}: expected an integer >= 1")
+    if args.renderer != "cycles" and (args.hdri is not None or args.samples != 16):
+        raise CliError("--samples and --hdri set Cycles: use them with --renderer cycles")
+    if args.renderer == "cycles":
+        from .blender import blender_python
+        from .synth.cycles import hdri_files
+
+        if blender_python() is None:
+            raise CliError(
+                "--renderer cycles needs Blender (bpy): run `scenemaker blender setup` first"
+            )
+        hdri_files(args.hdri)  # a missing or empty --hdri folder: one line, before any work
 
 
 def cmd_generate(args) -> int:
@@ -176,9 +214,17 @@ def cmd_generate(args) -> int:
             stack=args.stack,
         ),
         views=ViewConfig(views=args.views, width=args.resolution, height=args.resolution),
+        renderer=args.renderer,
+        samples=args.samples,
+        hdri=str(args.hdri.resolve()) if args.hdri is not None else None,
     )
     result = generate_dataset(
-        args.out, args.scenes, config, workers=args.workers, progress=not args.quiet
+        args.out,
+        args.scenes,
+        config,
+        workers=args.workers,
+        progress=not args.quiet,
+        ray_address=args.ray,
     )
     run = result["run"]
     print(

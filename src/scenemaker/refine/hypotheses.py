@@ -92,3 +92,11 @@ def orthonormal_pose(R, t, s) -> Pose:
         u[:, -1] *= -1
         R = u @ vt
     return Pose(R, t, float(s))
+
+
+def _near(R: np.ndarray, others: np.ndarray, min_deg: float) -> np.ndarray:
+    """(N,) bool: which rotations ``R`` lie within ``min_deg`` of one of ``others``."""
+    from scipy.spatial.transform import Rotation
+
+    q, o = Rotation.from_matrix(R).as_quat(), Rotation.from_matrix(others).as_quat()
+    return (np.abs(q @ o.T) > np.cos(np.radians(min_deg) / 2)).any(1)

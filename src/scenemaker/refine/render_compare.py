@@ -7,13 +7,16 @@ scored by :mod:`.scoring`; many candidates share one draw):
    gives an up axis; each is turned about it in ``turns`` steps and, with ``faces``, also
    laid on each of the other five faces of its canonical box (objects lie on their side).
    Each rotation is placed at the pool's median size, its visible surface centred on the
-   observed points, then moved along the viewing ray onto the observed depth.
+   observed points, then moved along the viewing ray onto the observed depth. Adaptively
+   (``pool_exit_score``), the pool's own rotations and their turns go first; the other
+   faces are only tried when none of those fits well.
 2. **Sizes.** The ``keep`` best distinct rotations are tried at ``sizes`` x that size, placed
    the same way.
 3. **ICP.** The ``local`` best go through rigid ICP against the observed points.
 4. **Local search.** Those then take ``steps`` rounds of random perturbations of rotation,
    translation and size (shrinking step sizes), keeping whatever scores better, plus a move
-   along the viewing ray onto the observed depth each round.
+   along the viewing ray onto the observed depth each round; from halfway on, hypotheses
+   far behind the best (``local_margin``) are no longer searched.
 
 The lowest score wins. Each object's record keeps its scores, the top alternatives and a
 confidence in [0, 1] (:func:`confidence`).
@@ -27,6 +30,7 @@ from ..render.candidates import render_mesh
 from ..scene import Pose
 from .confidence import confidence, pose_distance  # noqa: F401  (re-exported)
 from .hypotheses import (
+    _near,
     align_up,
     distinct,
     orthonormal_pose,
@@ -318,6 +322,23 @@ class RenderCompareRefiner:
         )
         return renders
 
+    def _rotation_stage(self, obj: _Object, renderer, R, s0: float):
+        """Place, align (coarse ICP) and score rotation hypotheses at the coarse tile.
+        Returns (R, t, s, scores dict, renders)."""
+        st = self.settings
+        renders = 0
+        s = self._sizes(obj, R, s0)
+        t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
+        renders += n
+        if st.coarse_icp:
+            R, t, s, n = self._visible_icp(
+                obj, renderer, obj.crop_coarse, R, t, s, st.coarse_icp, st.coarse_icp_points
+            )
+            renders += n
+        t, sc, n = self._evaluate(renderer, obj.crop_coarse, R, t, s)
+        renders += n
+        return R, t, s, sc, renders
+
     def _search(self, obj: _Object, pool: list[Pose], renderer, k: int) -> ObjectRefinement:
         from ..render.candidates import pose_matrices
 
@@ -332,18 +353,26 @@ class RenderCompareRefiner:
             # the same poses tilted so that their up axis is the support plane's normal
             aligned = [Pose(align_up(p.R, self._plane.normal), p.t, p.s) for p in pool]
             starts = aligned if st.plane_up == "only" else starts + aligned
-        R = rotation_hypotheses(starts, st.turns, st.faces, st.dedupe_deg)
-        n_hyp = len(R)
-        s = self._sizes(obj, R, s0)
-        t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
-        renders += n
-        if st.coarse_icp:
-            R, t, s, n = self._visible_icp(
-                obj, renderer, obj.crop_coarse, R, t, s, st.coarse_icp, st.coarse_icp_points
-            )
+        R_all = rotation_hypotheses(starts, st.turns, st.faces, st.dedupe_deg)
+        if st.pool_exit_score is None:
+            R, t, s, sc, n = self._rotation_stage(obj, renderer, R_all, s0)
             renders += n
-        t, sc, n = self._evaluate(renderer, obj.crop_coarse, R, t, s)
-        renders += n
+            n_hyp = len(R_all)
+        else:
+            # adaptive: the pool's own rotations (turned, with pool_exit_turns) first; only
+            # when none of them fits well are the others (turns, other faces) tried too
+            R = rotation_hypotheses(starts, st.turns if st.pool_exit_turns else 1, False,
+                                    st.dedupe_deg)  # fmt: skip
+            R, t, s, sc, n = self._rotation_stage(obj, renderer, R, s0)
+            renders += n
+            n_hyp = len(R)
+            rest = R_all[~_near(R_all, R, st.dedupe_deg)]
+            if not sc["score"].min() < st.pool_exit_score and len(rest):
+                R_b, t_b, s_b, sc_b, n = self._rotation_stage(obj, renderer, rest, s0)
+                renders += n
+                n_hyp += len(rest)
+                R, t, s = (np.concatenate(p) for p in ((R, R_b), (t, t_b), (s, s_b)))
+                sc = {"score": np.concatenate([sc["score"], sc_b["score"]])}
         order = np.argsort(sc["score"], kind="stable")
         top = distinct(R, order, st.keep, st.distinct_deg)
         renderer.set_mesh(*obj.render_mesh)  # full detail from here on
@@ -361,6 +390,12 @@ class RenderCompareRefiner:
         renders += n
         order2 = np.argsort(sc2["score"], kind="stable")
         chosen = distinct(R2, order2, st.local, st.distinct_deg)
+        steps = st.steps
+        if st.early_exit_score is not None and sc2["score"][chosen[0]] < st.early_exit_score:
+            margin = sc2["score"][chosen[1]] - sc2["score"][chosen[0]] if len(chosen) > 1 else 1.0
+            if margin >= st.early_exit_margin:  # a clear winner: refine it (and few others)
+                chosen = chosen[: st.early_exit_local]
+                steps = st.early_exit_steps if st.early_exit_steps is not None else steps
         # 3. ICP with scale against the observed points, on the rendered visible surface
         cand_R, cand_t, cand_s = R2[chosen].copy(), t2[chosen].copy(), s2[chosen].copy()
         cand_score = sc2["score"][chosen].copy()
@@ -376,8 +411,8 @@ class RenderCompareRefiner:
         renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # 4. local search: perturb rotation, translation and size, keep improvements
         H, P = len(chosen), st.perturbations
-        for step in range(st.steps):
-            f = step / max(st.steps - 1, 1)
+        for step in range(steps):
+            f = step / max(steps - 1, 1)
             sig_r = np.radians(
                 st.rotation_step[0] * (st.rotation_step[1] / st.rotation_step[0]) ** f
             )
@@ -389,26 +424,33 @@ class RenderCompareRefiner:
             new_t = np.repeat(cand_t, P, axis=0) + rng.normal(0.0, 1.0, (H * P, 3)) * (
                 sig_t * np.repeat(cand_s, P)[:, None]
             )
+            a = np.arange(H)  # the hypotheses still searched
+            if st.local_margin is not None and step >= steps // 2:
+                # adaptive: halfway on, drop those far behind the best (they keep their pose)
+                a = np.nonzero(cand_score <= cand_score.min() + st.local_margin)[0]
+                rows = (a[:, None] * P + np.arange(P)).reshape(-1)
+                new_R, new_t, new_s = new_R[rows], new_t[rows], new_s[rows]
+            A = len(a)
             # one candidate per hypothesis only moves onto the observed depth
-            new_R = np.concatenate([new_R, cand_R])
-            new_t = np.concatenate([new_t, cand_t])
-            new_s = np.concatenate([new_s, cand_s])
+            new_R = np.concatenate([new_R, cand_R[a]])
+            new_t = np.concatenate([new_t, cand_t[a]])
+            new_s = np.concatenate([new_s, cand_s[a]])
             z = renderer.render(
                 obj.crop_fine.K, pose_matrices(new_R, new_t, new_s),
                 obj.crop_fine.tile_w, obj.crop_fine.tile_h,
             )  # fmt: skip
-            delta = depth_shift(z[H * P :], obj.crop_fine)
-            norm = np.linalg.norm(cand_t, axis=1, keepdims=True)
-            new_t[H * P :] = cand_t * (1.0 + delta[:, None] / np.maximum(norm, 1e-9))
-            z[H * P :] = renderer.render(
-                obj.crop_fine.K, pose_matrices(cand_R, new_t[H * P :], cand_s),
+            delta = depth_shift(z[A * P :], obj.crop_fine)
+            norm = np.linalg.norm(cand_t[a], axis=1, keepdims=True)
+            new_t[A * P :] = cand_t[a] * (1.0 + delta[:, None] / np.maximum(norm, 1e-9))
+            z[A * P :] = renderer.render(
+                obj.crop_fine.K, pose_matrices(cand_R[a], new_t[A * P :], cand_s[a]),
                 obj.crop_fine.tile_w, obj.crop_fine.tile_h,
             )  # fmt: skip
-            renders += len(new_R) + H
+            renders += len(new_R) + A
             sc4 = self._score(z, new_R, new_t, new_s, obj.crop_fine)["score"]
-            owner = np.concatenate([np.repeat(np.arange(H), P), np.arange(H)])
-            for h in range(H):
-                mine = np.nonzero(owner == h)[0]
+            owner = np.concatenate([np.repeat(np.arange(A), P), np.arange(A)])
+            for i, h in enumerate(a):
+                mine = np.nonzero(owner == i)[0]
                 best = mine[np.argmin(sc4[mine])]
                 if sc4[best] < cand_score[h]:
                     cand_R[h], cand_t[h], cand_s[h] = new_R[best], new_t[best], new_s[best]

@@ -116,8 +116,12 @@ def generate_dataset(
     config: GenerateConfig | None = None,
     workers: int = 1,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> dict:
     """Generate (or resume) ``scenes`` scenes into ``out``; returns the run's summary.
+
+    ``ray_address``: run the scenes as Ray tasks (synth/distributed.py): "local" starts a
+    local Ray instance with ``workers`` CPUs, "auto" or HOST:PORT joins a running cluster.
 
     Scenes already complete in ``out`` are kept as they are. Raises GenerationError (or
     FileNotFoundError for a missing objects folder) with a one-line message on bad settings;
@@ -159,7 +163,11 @@ def generate_dataset(
         bar.update(1)
 
     try:
-        if workers == 1 or len(todo) <= 1:
+        if ray_address is not None and todo:
+            from .distributed import run_ray
+
+            run_ray(todo, config, out, workers, ray_address, finished)
+        elif workers == 1 or len(todo) <= 1:
             _init_worker(config.to_dict(), str(out))
             for index in todo:
                 finished(_run_scene(index))

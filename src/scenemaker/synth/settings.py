@@ -13,6 +13,8 @@ GENERATE_SCHEMA = "scenemaker.generate/1"
 MANIFEST_SCHEMA = "scenemaker.dataset/1"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "all": 3}
 SCENE_DIR = re.compile(r"^scene_(\d{6})$")
+RENDERERS = ("fast", "cycles")
+CYCLES_KEYS = ("renderer", "samples", "hdri")
 
 
 class GenerationError(RuntimeError):
@@ -34,9 +36,19 @@ class GenerateConfig:
     """Observed points stored per object and view (a random subset of its visible pixels)."""
     max_size_ratio: float = 3.0
     """Objects of one scene differ in plausible size by at most this factor."""
+    renderer: str = "fast"
+    """fast (moderngl rasteriser) | cycles (Blender's path tracer, synth/cycles.py)."""
+    samples: int = 16
+    """Cycles samples per pixel (renderer cycles only)."""
+    hdri: str | None = None
+    """Folder of HDRIs (.exr, .hdr) lighting Cycles scenes; None: Blender's bundled ones."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.renderer == "fast":  # the generate.json of fast runs stays as before
+            for key in CYCLES_KEYS:
+                d.pop(key)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> GenerateConfig:
@@ -56,3 +68,7 @@ class GenerateConfig:
             raise GenerationError(f"seed must be >= 0, got {self.seed}")
         self.layout.validate()
         self.views.validate()
+        if self.renderer not in RENDERERS:
+            raise GenerationError(f"renderer must be one of {RENDERERS}, got {self.renderer!r}")
+        if self.samples < 1:
+            raise GenerationError(f"samples must be >= 1, got {self.samples}")

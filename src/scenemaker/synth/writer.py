@@ -50,7 +50,14 @@ class SceneWriter:
         self.ids = ids
         self.cache: dict[str, ObjectAsset | None] = {}
         self.skipped: dict[str, str] = {}
-        self.renderer = SceneRenderer(config.views.width, config.views.height)
+        if config.renderer == "cycles":  # the paper's renderer, in Blender (synth/cycles.py)
+            from .cycles import CyclesRenderer
+
+            self.renderer = CyclesRenderer(
+                config.views.width, config.views.height, config.samples, config.hdri
+            )
+        else:
+            self.renderer = SceneRenderer(config.views.width, config.views.height)
 
     def asset(self, object_id: str) -> ObjectAsset | None:
         if object_id not in self.cache:
@@ -170,6 +177,8 @@ class SceneWriter:
         center = (allv.min(0) + allv.max(0)) / 2.0
         radius = float(np.linalg.norm(allv - center, axis=1).max())
 
+        # Cycles: views are picked with its fast renderer, then rendered in one Blender call
+        picker = getattr(self.renderer, "fast", self.renderer)
         views, cameras = [], []
         budget = cfg.views.views * cfg.views.max_candidates_per_view
         for _ in range(budget):
@@ -182,7 +191,7 @@ class SceneWriter:
                 occluder, hidden = (a, b) if poses[a].t[1] >= poses[b].t[1] else (b, a)
                 towards = (poses[occluder].t - poses[hidden].t)[[0, 2]]
             camera = sample_camera(center, radius, rng, cfg.views, towards)
-            view = self.renderer.render(camera)
+            view = picker.render(camera)
             if (view.visible_pixels < cfg.views.visible_threshold()).any():
                 continue
             views.append(view)
@@ -194,6 +203,9 @@ class SceneWriter:
             "background": [float(v) for v in background],
             "floor_color": [float(v) for v in floor],
         }
+        if picker is not self.renderer:
+            views = self.renderer.finish(cameras, views)
+            render.update(self.renderer.metadata())
         return self._write_scene(index, objects, cameras, views, rng, render)
 
     def _write_scene(self, index, objects, cameras, views, rng, render) -> dict:

@@ -145,7 +145,7 @@ def report(scenes: int) -> None:
         "",
         f"`python benchmarks/bench_placement.py run --scenes {scenes}` then `... report`. "
         "View 0 of each scene, objects never seen in training; mean over scenes with "
-        "bootstrap 95% intervals. `default` is the chain `scenemaker run` uses (4 PoseDiT "
+        "bootstrap 95% intervals. `default` is the chain `scenemaker run` uses (8 PoseDiT "
         "samples, render-and-compare refinement, `scenemaker eval pose --methods default`); "
         "`dit_fit` the earlier default. Every setting of the default was chosen on validation "
         "scenes (val splits, seed 0), never on these.",

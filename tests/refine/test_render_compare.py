@@ -320,3 +320,38 @@ def test_refiner_reports_progress_per_object(chair, scene):
     finally:
         refiner.close()
     assert len(out) == 1 and done == [1]
+
+
+def test_a_badly_fitting_object_gets_the_wider_search(chair):
+    """The first search (here told to stay on the pool's face) cannot explain a chair lying on
+    its back; its score stays high, so the wider search runs (every face) and wins."""
+    size = 0.8
+    extents = chair.bounds[1] - chair.bounds[0]
+    lying = Rotation.from_euler("x", -90, degrees=True).as_matrix()
+    chair_pose = Pose(_yaw(20) @ lying, np.array([0.0, size / 2 * extents[2] / 2, 0.0]), size)
+    observation, truth = _frame(chair, chair_pose)
+    upright = Pose(truth[0].R @ lying.T, truth[0].t, truth[0].s * 0.8)
+    samples = chair.sample(2048, seed=0)
+    g = truth[0]
+    found = {}
+    for rescue in (None, 0.1):
+        settings = RenderCompareSettings(
+            faces=False, rescue_score=rescue, rescue={"faces": True, "size_floor": 1.0}
+        )
+        refiner = RenderCompareRefiner(settings)
+        try:
+            (found[rescue],) = refiner.refine_detailed([upright], [chair], observation, [[upright]])
+        finally:
+            refiner.close()
+    first, wider = found[None], found[0.1]
+    assert first.score > 0.1  # the first search alone fails ...
+    assert add_s(samples, (first.pose.R, first.pose.t, first.pose.s), (g.R, g.t, g.s)) > 0.05
+    p = wider.pose  # ... the wider one finds the chair on its back, and says so
+    assert add_s(samples, (p.R, p.t, p.s), (g.R, g.t, g.s)) < 0.03
+    assert wider.score < first.score and wider.note == "rescued by the wider search"
+    assert wider.renders > first.renders and wider.hypotheses > first.hypotheses
+
+
+def test_rescue_settings_are_checked_by_name():
+    with pytest.raises(ValueError, match="rescue cannot set bogus"):
+        RenderCompareSettings(rescue={"bogus": 1})

@@ -147,14 +147,19 @@ class RenderCompareRefiner:
             samples, _ = sample_surface(mesh, 256, seed=st.seed + k)
             vertices, faces = render_mesh(mesh, st.max_faces)
             renderer = self._get_renderer()
-            if st.coarse_faces and len(faces) > st.coarse_faces:
-                renderer.set_mesh(*render_mesh(mesh, st.coarse_faces))  # the rotation stage
-            else:
-                renderer.set_mesh(vertices, faces)
+            coarse_mesh = (
+                render_mesh(mesh, st.coarse_faces)
+                if st.coarse_faces and len(faces) > st.coarse_faces
+                else (vertices, faces)
+            )
             obj = _Object(mesh, pts, coarse, fine, samples, (vertices, faces))
             self._obj = obj
             try:
-                results.append(self._search(obj, pool, renderer, k))
+                renderer.set_mesh(*coarse_mesh)  # the rotation stage's mesh
+                found = self._search(obj, pool, renderer, k)
+                if st.rescue_score is not None and found.score > st.rescue_score:
+                    found = self._rescue(obj, pool, renderer, k, found, coarse_mesh)
+                results.append(found)
                 states[k] = (obj, vertices, faces, self._others, self._prior)
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
                 results.append(ObjectRefinement(fallback, note=f"search failed: {exc}"))
@@ -206,6 +211,27 @@ class RenderCompareRefiner:
 
     # -- the search ------------------------------------------------------------------------
 
+    def _rescue(self, obj, pool, renderer, k, found, coarse_mesh):
+        """A second, wider search for an object whose best pose still fits badly (occluded or
+        cut by the image border: the first size and placement guesses were off): every face,
+        the pool's size as the first size, only the visible part centred, more rotations
+        kept. The better of the two wins; the renders of both are counted."""
+        from dataclasses import replace
+
+        first = self.settings
+        self.settings = replace(first, **{"pool_exit_score": None, **first.rescue})
+        try:
+            renderer.set_mesh(*coarse_mesh)
+            again = self._search(obj, pool, renderer, k)
+        finally:
+            self.settings = first
+        self._prior = float(np.median([p.s for p in pool]))
+        best, other = (again, found) if again.score < found.score else (found, again)
+        best.renders = found.renders + again.renders
+        best.hypotheses = found.hypotheses + again.hypotheses
+        best.note = "rescued by the wider search" if best is again else best.note
+        return best
+
     def _sizes(self, obj: _Object, R: np.ndarray, s0: float) -> np.ndarray:
         """(N,) a size per rotation: the smallest that covers the observed points' extent
         along the rotated box axes (what was seen must fit inside the object), and no less
@@ -214,7 +240,7 @@ class RenderCompareRefiner:
         extent = np.percentile(local, 98, axis=1) - np.percentile(local, 2, axis=1)
         canon = obj.samples.max(0) - obj.samples.min(0)  # canonical extent per axis (<= 2)
         lower = 2.0 * (extent / np.maximum(canon, 0.05)).max(1)
-        return np.maximum(lower, 0.7 * s0)
+        return np.maximum(lower, self.settings.size_floor * s0)
 
     def _place(self, obj: _Object, renderer, crop: CropObservation, R, s):
         """(t, renders): translations that put each candidate's rendered visible surface on
@@ -231,17 +257,22 @@ class RenderCompareRefiner:
         t = target[None] + obj.ray[None] * (s[:, None] / 4.0)
         active = np.arange(len(R))
         renders = 0
+        hidden_ok = self.settings.place_visible
+        behind = ~crop.own & (crop.depth > 0)  # where another surface was seen
         for _ in range(self.settings.place_rounds):
             z = renderer.render(
                 crop.K, pose_matrices(R[active], t[active], s[active]), crop.tile_w, crop.tile_h
             )
             renders += len(active)
+            if hidden_ok:  # only what the camera would see: not what lies behind others
+                tol = (0.02 + 0.05 * s[active])[:, None, None]
+                z = np.where(behind[None] & (z > crop.depth[None] - tol), 0.0, z)
             count = (z > 0).sum((1, 2))
             centre = np.einsum("nhw,hwc->nc", z, ray) / np.maximum(count, 1)[:, None]
             step = np.where(count[:, None] > 0, target[None] - centre, 0.0)
             t[active] += step
             # another round only for those that moved by more than a tenth of their size
-            active = active[np.linalg.norm(step, axis=1) > 0.1 * s[active]]
+            active = active[np.linalg.norm(step, axis=1) > self.settings.place_tol * s[active]]
             if len(active) == 0:
                 break
         return t, renders

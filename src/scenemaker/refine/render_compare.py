@@ -35,8 +35,8 @@ from .hypotheses import (
     distinct,
     orthonormal_pose,
     rotation_hypotheses,
-    rotvec_matrices,
 )
+from .local_search import local_search
 from .render_settings import ObjectRefinement, RenderCompareSettings
 from .scoring import CropObservation, crop_observation, depth_shift, score_depths
 
@@ -112,7 +112,7 @@ class RenderCompareRefiner:
             if on_object is not None and k > 0:
                 on_object()  # object k - 1 is done
             pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
-            if poses[k] is not None and not any(p is poses[k] for p in pool):
+            if poses[k] is not None and not any(_same(p, poses[k]) for p in pool):
                 pool.insert(0, poses[k])
             pool = [p for p in pool if _finite(p)]
             given = poses[k] if poses[k] is not None and _finite(poses[k]) else None
@@ -441,51 +441,11 @@ class RenderCompareRefiner:
         cand_score[better] = sc3["score"][better]
         renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # 4. local search: perturb rotation, translation and size, keep improvements
-        H, P = len(chosen), st.perturbations
-        for step in range(steps):
-            f = step / max(steps - 1, 1)
-            sig_r = np.radians(
-                st.rotation_step[0] * (st.rotation_step[1] / st.rotation_step[0]) ** f
-            )
-            sig_t = st.translation_step[0] * (st.translation_step[1] / st.translation_step[0]) ** f
-            sig_s = st.size_step[0] * (st.size_step[1] / st.size_step[0]) ** f
-            dR = rotvec_matrices(rng.normal(0.0, sig_r, (H * P, 3)))
-            new_R = dR @ np.repeat(cand_R, P, axis=0)
-            new_s = np.repeat(cand_s, P) * np.exp(rng.normal(0.0, sig_s, H * P))
-            new_t = np.repeat(cand_t, P, axis=0) + rng.normal(0.0, 1.0, (H * P, 3)) * (
-                sig_t * np.repeat(cand_s, P)[:, None]
-            )
-            a = np.arange(H)  # the hypotheses still searched
-            if st.local_margin is not None and step >= steps // 2:
-                # adaptive: halfway on, drop those far behind the best (they keep their pose)
-                a = np.nonzero(cand_score <= cand_score.min() + st.local_margin)[0]
-                rows = (a[:, None] * P + np.arange(P)).reshape(-1)
-                new_R, new_t, new_s = new_R[rows], new_t[rows], new_s[rows]
-            A = len(a)
-            # one candidate per hypothesis only moves onto the observed depth
-            new_R = np.concatenate([new_R, cand_R[a]])
-            new_t = np.concatenate([new_t, cand_t[a]])
-            new_s = np.concatenate([new_s, cand_s[a]])
-            z = renderer.render(
-                obj.crop_fine.K, pose_matrices(new_R, new_t, new_s),
-                obj.crop_fine.tile_w, obj.crop_fine.tile_h,
-            )  # fmt: skip
-            delta = depth_shift(z[A * P :], obj.crop_fine)
-            norm = np.linalg.norm(cand_t[a], axis=1, keepdims=True)
-            new_t[A * P :] = cand_t[a] * (1.0 + delta[:, None] / np.maximum(norm, 1e-9))
-            z[A * P :] = renderer.render(
-                obj.crop_fine.K, pose_matrices(cand_R[a], new_t[A * P :], cand_s[a]),
-                obj.crop_fine.tile_w, obj.crop_fine.tile_h,
-            )  # fmt: skip
-            renders += len(new_R) + A
-            sc4 = self._score(z, new_R, new_t, new_s, obj.crop_fine)["score"]
-            owner = np.concatenate([np.repeat(np.arange(A), P), np.arange(A)])
-            for i, h in enumerate(a):
-                mine = np.nonzero(owner == i)[0]
-                best = mine[np.argmin(sc4[mine])]
-                if sc4[best] < cand_score[h]:
-                    cand_R[h], cand_t[h], cand_s[h] = new_R[best], new_t[best], new_s[best]
-                    cand_score[h] = sc4[best]
+        H = len(chosen)
+        renders += local_search(
+            lambda z, R, t, s: self._score(z, R, t, s, obj.crop_fine)["score"],
+            renderer, obj.crop_fine, st, rng, steps, cand_R, cand_t, cand_s, cand_score,
+        )  # fmt: skip
         renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # final scores of the local results, at the fine resolution
         z = renderer.render(
@@ -524,6 +484,13 @@ class RenderCompareRefiner:
             hypotheses=n_hyp,
             renders=renders,
         )
+
+
+def _same(a: Pose, b: Pose) -> bool:
+    """The same pose by value (a pool read back from JSON holds copies, not the objects)."""
+    return a is b or (
+        np.array_equal(a.R, b.R) and np.array_equal(a.t, b.t) and float(a.s) == float(b.s)
+    )
 
 
 def _finite(pose: Pose) -> bool:

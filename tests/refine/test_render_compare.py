@@ -355,3 +355,16 @@ def test_a_badly_fitting_object_gets_the_wider_search(chair):
 def test_rescue_settings_are_checked_by_name():
     with pytest.raises(ValueError, match="rescue cannot set bogus"):
         RenderCompareSettings(rescue={"bogus": 1})
+    with pytest.raises(ValueError, match="^render refiner: rescue: keep must be >= 1, got 0$"):
+        RenderCompareSettings(rescue={"keep": 0})
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"place_tol": 0}, {"size_floor": -1.0}, {"size_floor": float("nan")},
+     {"rescue_score": -0.1}, {"local_margin": "x"}, {"pool_exit_score": float("inf")}],
+)  # fmt: skip
+def test_bad_thresholds_are_refused_by_name(setting):
+    (name,) = setting
+    with pytest.raises(ValueError, match=f"render refiner: {name} must be a number"):
+        RenderCompareSettings(**setting)

@@ -69,9 +69,9 @@ class RenderCompareSettings:
     """Each rotation's first size is at least this share of the pool's median size (and at
     least what covers the observed points' extent)."""
     max_faces: int = 3000
+    """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
     coarse_faces: int = 800
     """Faces of the (further decimated) mesh of the rotation stage."""
-    """Meshes are decimated to this many faces for scoring (outputs keep the full mesh)."""
     dense_iterations: int = 6
     """Rounds of dense point-to-plane alignment (every pixel of the crop) of the refined
     hypotheses, before and after the local search (0: none)."""
@@ -153,6 +153,26 @@ class RenderCompareSettings:
             raise ValueError(
                 f"render refiner: plane_up is none | only | both, got {self.plane_up!r}"
             )
+        for name in ("place_tol", "size_floor"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+                raise ValueError(f"render refiner: {name} must be a number > 0, got {value!r}")
+        for name in ("rescue_score", "pool_exit_score", "local_margin", "early_exit_score"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, int | float) and np.isfinite(value) and value >= 0
+            ):
+                raise ValueError(
+                    f"render refiner: {name} must be a number >= 0 or None, got {value!r}"
+                )
+        if self.rescue:  # the wider search's settings must be valid settings too
+            from dataclasses import replace
+
+            try:
+                replace(self, rescue={}, **self.rescue)
+            except (ValueError, TypeError) as exc:
+                why = str(exc).removeprefix("render refiner: ")
+                raise ValueError(f"render refiner: rescue: {why}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -22,6 +22,7 @@ import numpy as np
 from _results import write_section
 
 from scenemaker.synth.cameras import ViewConfig
+from scenemaker.synth.cycles import near_id_edge
 from scenemaker.synth.generate import GenerateConfig, generate_dataset
 from scenemaker.synth.layout import LayoutConfig
 
@@ -41,18 +42,6 @@ def run(out: Path, renderer: str, args) -> dict:
     return {"renderer": renderer, "views": views, "seconds": seconds, "vps": views / seconds}
 
 
-def _near_edge(ids: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import binary_dilation
-
-    change = np.zeros(ids.shape, bool)
-    dx, dy = ids[:, 1:] != ids[:, :-1], ids[1:] != ids[:-1]
-    change[:, 1:] |= dx
-    change[:, :-1] |= dx
-    change[1:] |= dy
-    change[:-1] |= dy
-    return binary_dilation(change, np.ones((3, 3), bool))
-
-
 def agreement(fast: Path, cycles: Path) -> dict:
     """Instance-id agreement away from id edges (1 px) and |depth| differences (PNG, mm)."""
     from scenemaker.synth.images import read_depth, read_image
@@ -61,7 +50,7 @@ def agreement(fast: Path, cycles: Path) -> dict:
     for ids_path in sorted(fast.glob("scene_*/views/*_instance.png")):
         rel = ids_path.relative_to(fast)
         a, b = read_image(ids_path), read_image(cycles / rel)
-        away = ~(_near_edge(a) | _near_edge(b))
+        away = ~(near_id_edge(a) | near_id_edge(b))
         agree += int((a == b)[away].sum())
         total += int(away.sum())
         depth = str(rel).replace("_instance.png", "_depth.png")

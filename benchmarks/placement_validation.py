@@ -55,15 +55,16 @@ def ensure(name: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("settings", nargs="?", default="{}", help="JSON: RenderCompareSettings "
-                        "fields, plus 'samples' (pose model samples)")  # fmt: skip
+                        "fields, plus 'samples' (pose model samples) and 'dit_steps' (its sampling steps)")  # fmt: skip
     parser.add_argument("--consistency", action="store_true", help="compare it on vs off")
     args = parser.parse_args()
     try:
         settings = json.loads(args.settings)
         samples = int(settings.pop("samples", 8))
+        dit_steps = settings.pop("dit_steps", None)
         variants = [False, True] if args.consistency else [None]
         methods = {}
-        dit = DiTPoseEstimator(samples=samples)
+        dit = DiTPoseEstimator(samples=samples, steps=None if dit_steps is None else int(dit_steps))
         for c in variants:
             extra = {} if c is None else {"consistency": c}
             refiner = RenderCompareRefiner(RenderCompareSettings(**settings, **extra))
@@ -73,7 +74,9 @@ def main() -> None:
     except (ValueError, TypeError) as exc:
         parser.error(f"settings {args.settings!r}: {exc}")
     line = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-            "settings": {**settings, "samples": samples}, "results": {}}  # fmt: skip
+            "settings": {**settings, "samples": samples,
+                         **({} if dit_steps is None else {"dit_steps": int(dit_steps)})},
+            "results": {}}  # fmt: skip
     seconds = {}  # method: every scene's seconds (pose model + refinement), all sets
     for name, (_, _, used, _) in SETS.items():
         with warnings.catch_warnings():

@@ -11,6 +11,7 @@ from scenemaker.blender import blender_python
 from scenemaker.render.materials import render_object
 from scenemaker.scene import Camera
 from scenemaker.synth.cameras import ViewConfig
+from scenemaker.synth.cycles import near_id_edge
 from scenemaker.synth.generate import GenerateConfig, GenerationError, generate_dataset
 
 needs_blender = pytest.mark.skipif(
@@ -65,24 +66,12 @@ def both_views():
         cycles.release()
 
 
-def _near_edge(ids):
-    from scipy.ndimage import binary_dilation
-
-    change = np.zeros(ids.shape, bool)
-    dx, dy = ids[:, 1:] != ids[:, :-1], ids[1:] != ids[:-1]
-    change[:, 1:] |= dx
-    change[:, :-1] |= dx
-    change[1:] |= dy
-    change[:-1] |= dy
-    return binary_dilation(change, np.ones((3, 3), bool))
-
-
 @needs_blender
 def test_cycles_ids_and_depth_match_fast_renderer(both_views):
     cyc, fast = both_views
     assert cyc.instance.shape == (H, W) and cyc.depth.dtype == np.float32
     assert set(np.unique(fast.instance)) == {1, 2, 3}  # floor + both objects
-    away = ~(_near_edge(cyc.instance) | _near_edge(fast.instance))
+    away = ~(near_id_edge(cyc.instance) | near_id_edge(fast.instance))
     assert away.mean() > 0.5
     agree = (cyc.instance == fast.instance)[away].mean()
     assert agree >= 0.99, agree

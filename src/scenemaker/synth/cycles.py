@@ -25,6 +25,20 @@ from ..scene import Camera
 HDRI_SUFFIXES = (".exr", ".hdr")
 
 
+def near_id_edge(ids: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels within one pixel of a change of instance id, where two renderers
+    may fairly disagree (which object a boundary pixel's centre falls on)."""
+    from scipy.ndimage import binary_dilation
+
+    change = np.zeros(ids.shape, bool)
+    dx, dy = ids[:, 1:] != ids[:, :-1], ids[1:] != ids[:-1]
+    change[:, 1:] |= dx
+    change[:, :-1] |= dx
+    change[1:] |= dy
+    change[:-1] |= dy
+    return binary_dilation(change, np.ones((3, 3), bool))
+
+
 def hdri_files(folder: str | Path | None) -> list[Path]:
     """The HDRIs (.exr, .hdr) in ``folder`` (a single file is a one-HDRI folder)."""
     if folder is None:
@@ -71,23 +85,21 @@ class CyclesRenderer:
 
     # -- the SceneRenderer interface -----------------------------------------------------------
 
-    def set_scene(
-        self,
-        objects: list[RenderObject],
-        floor_color=(0.6, 0.6, 0.6),
-        floor_size: float = 60.0,
-        light_dir=(0.4, 1.0, 0.3),
-        background=(0.82, 0.86, 0.92),
-        floor: bool = True,
-    ) -> None:
-        self.fast.set_scene(objects, floor_color, floor_size, light_dir, background, floor)
+    def set_scene(self, objects: list[RenderObject], *args, **kwargs) -> None:
+        """As :meth:`SceneRenderer.set_scene` (same arguments and defaults)."""
+        import inspect
+
+        self.fast.set_scene(objects, *args, **kwargs)
+        style = inspect.signature(SceneRenderer.set_scene).bind(self.fast, objects, *args, **kwargs)
+        style.apply_defaults()
+        a = style.arguments
         self._scene = {
             "objects": list(objects),
-            "floor": {"size": float(floor_size), "color": [float(c) for c in floor_color]}
-            if floor
+            "floor": {"size": float(a["floor_size"]), "color": [float(c) for c in a["floor_color"]]}
+            if a["floor"]
             else None,
-            "light_dir": [float(c) for c in light_dir],
-            "background": [float(c) for c in background],
+            "light_dir": [float(c) for c in a["light_dir"]],
+            "background": [float(c) for c in a["background"]],
         }
 
     def render(self, camera: Camera, with_amodal: bool = True) -> RenderedView:

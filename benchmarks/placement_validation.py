@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenemaker.eval.pose_benchmark import evaluate_scenes, summarize
+from scenemaker.eval.pose_benchmark import evaluate_scenes, make_perturbation, summarize
 from scenemaker.pose.chain import ProposeVerifyEstimator
 from scenemaker.pose.estimator import DiTPoseEstimator
 from scenemaker.refine.render_compare import RenderCompareRefiner, RenderCompareSettings
@@ -57,8 +57,14 @@ def main() -> None:
     parser.add_argument("settings", nargs="?", default="{}", help="JSON: RenderCompareSettings "
                         "fields, plus 'samples' (pose model samples) and 'dit_steps' (its sampling steps)")  # fmt: skip
     parser.add_argument("--consistency", action="store_true", help="compare it on vs off")
+    parser.add_argument("--perturb", default="none", help="eval pose's --perturb (e.g. dense)")
+    parser.add_argument("--sets", default=",".join(SETS), help="validation sets to run")
     args = parser.parse_args()
     try:
+        perturb = make_perturbation(args.perturb)
+        sets = args.sets.split(",")
+        if not set(sets) <= set(SETS):
+            raise ValueError(f"--sets: expected some of {', '.join(SETS)}")
         settings = json.loads(args.settings)
         samples = int(settings.pop("samples", 8))
         dit_steps = settings.pop("dit_steps", None)
@@ -75,15 +81,18 @@ def main() -> None:
         parser.error(f"settings {args.settings!r}: {exc}")
     line = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
             "settings": {**settings, "samples": samples,
-                         **({} if dit_steps is None else {"dit_steps": int(dit_steps)})},
+                         **({} if dit_steps is None else {"dit_steps": int(dit_steps)}),
+                         **({} if args.perturb == "none" else {"perturb": args.perturb}),
+                         **({} if sets == list(SETS) else {"sets": sets})},
             "results": {}}  # fmt: skip
     seconds = {}  # method: every scene's seconds (pose model + refinement), all sets
-    for name, (_, _, used, _) in SETS.items():
+    for name in sets:
+        used = SETS[name][2]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             records = evaluate_scenes(
                 [ensure(name)], methods, max_scenes=used, progress=False,
-                physics=args.consistency,
+                physics=args.consistency, perturb=perturb,
             )  # fmt: skip
         for method, s in summarize(records).items():
             keys = ("iou_b", "add_s", "size_err", "seconds_per_scene", "confidence_auroc",
@@ -95,7 +104,7 @@ def main() -> None:
     for method, values in seconds.items():  # the timing figure: median over all scenes
         line["results"][method]["seconds_median"] = float(np.median(values))
         line["results"][method]["iou_b_mean"] = float(
-            np.mean([line["results"][method][name]["iou_b"] for name in SETS])
+            np.mean([line["results"][method][name]["iou_b"] for name in sets])
         )
     out = ROOT / "benchmarks" / "placement" / "validation.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)

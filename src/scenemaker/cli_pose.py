@@ -235,8 +235,9 @@ def add_eval_pose(evaluate) -> None:
     ev.add_argument(
         "--perturb",
         default="none",
-        choices=["none", "level1", "level2", "instance"],
-        help="replace ground-truth meshes by perturbed ones (image-to-3D errors)",
+        choices=["none", "level1", "level2", "instance", "dense"],
+        help="replace ground-truth meshes by perturbed ones (image-to-3D errors; dense: the "
+        "same shapes split into 20,000+ faces, as scanned meshes are)",
     )
     ev.add_argument(
         "--depth-noise",

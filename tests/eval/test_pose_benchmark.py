@@ -116,6 +116,29 @@ def test_perturbed_meshes_are_canonical_deterministic_and_different():
         assert chamfer_distance(a.sample(2000, seed=1), mesh.sample(2000, seed=1)) > 1e-3
 
 
+def test_dense_meshes_keep_their_surface_and_frame(scenes, tmp_path):
+    from scenemaker.eval.perturb import densify
+    from scenemaker.sources import get_source
+
+    source = get_source("procedural")
+    mesh = source.load(source.ids("test")[0]).mesh
+    dense, T = densify(mesh)
+    assert len(dense.faces) >= 20000 and len(mesh.faces) < 20000
+    np.testing.assert_array_equal(T, np.eye(4))
+    np.testing.assert_allclose(dense.bounds, mesh.bounds, atol=1e-9)
+    # the same surface: the original vertices kept, faces split in place (same area)
+    np.testing.assert_array_equal(dense.vertices[: len(mesh.vertices)], mesh.vertices)
+    assert dense.area == pytest.approx(mesh.area, rel=1e-9)
+    # the ground truth needs no change: the oracle's poses stay exact (its IoU-B, from boxes
+    # of surface samples, only sees that the two meshes are sampled differently)
+    out = tmp_path / "ev"
+    argv = ["eval", "pose", "--data", str(scenes), "--methods", "oracle", "--perturb", "dense",
+            "--max-scenes", "1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    oracle = json.loads((out / "metrics.json").read_text())["oracle"]
+    assert oracle["add_s"] < 1e-9 and oracle["rot_err_deg"] < 1e-6 and oracle["iou_b"] > 0.9
+
+
 def test_eval_with_perturbed_meshes_runs(scenes, tmp_path):
     assert (
         main(

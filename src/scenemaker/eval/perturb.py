@@ -86,6 +86,17 @@ def perturb_mesh(mesh, rng, level: int = 1):
     return out, T
 
 
+def densify(mesh, min_faces: int = 20000):
+    """The same surface with every face split in four until it has ``min_faces`` faces or
+    more (as dense as a scanned mesh); canonical frame unchanged."""
+    import trimesh
+
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    while 0 < len(f) < min_faces:
+        v, f = trimesh.remesh.subdivide(v, f)
+    return trimesh.Trimesh(v, f, process=False), np.eye(4)
+
+
 def other_instance(object_id: str, source):
     """A perturbation that swaps the mesh for another instance of the same category (procedural
     ids ``category_XXXX``); the ground-truth pose is kept (no vertex correspondence)."""

@@ -66,13 +66,15 @@ def compensate_pose(pose: Pose, T: np.ndarray) -> Pose:
 
 def make_perturbation(name: str):
     """None | a ``perturb(mesh, rng, object_id, source_name) -> (mesh, T)`` for ``name``."""
-    from .perturb import other_instance, perturb_mesh
+    from .perturb import densify, other_instance, perturb_mesh
 
     if name in ("none", None):
         return None
     if name in ("level1", "level2"):
         level = int(name[-1])
         return lambda mesh, rng, obj: perturb_mesh(mesh, rng, level)
+    if name == "dense":  # the same shapes as dense as scans: what scoring decimates
+        return lambda mesh, rng, obj: densify(mesh)
     if name == "instance":
         from ..sources import get_source
 

@@ -148,7 +148,7 @@ class RenderCompareRefiner:
             vertices, faces = render_mesh(mesh, st.max_faces)
             renderer = self._get_renderer()
             coarse_mesh = (
-                render_mesh(mesh, st.coarse_faces)
+                render_mesh((vertices, faces), st.coarse_faces)
                 if st.coarse_faces and len(faces) > st.coarse_faces
                 else (vertices, faces)
             )

@@ -195,14 +195,62 @@ class CandidateRenderer:
 
 
 def render_mesh(mesh, max_faces: int):
-    """(vertices, faces) for scoring: ``mesh`` decimated to <= ``max_faces`` faces when the
-    decimation library is installed, else as is."""
-    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    """(vertices, faces) for scoring: ``mesh`` (a trimesh, or a (vertices, faces) pair)
+    decimated to about ``max_faces`` faces or fewer. Quadric decimation first (when the
+    library is installed); where it stalls (seams, many flat parts: it can stop at several
+    times the target) or is missing, vertex clustering on a grid brings it down. A very dense
+    mesh (a scan) is clustered to a few times the target first, which is much faster."""
+    if isinstance(mesh, tuple):
+        vertices, faces = (np.asarray(a) for a in mesh)
+    else:
+        vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(faces) <= max_faces:
+        return vertices, faces
+    if len(faces) > 8 * max_faces:
+        vertices, faces = cluster_vertices(vertices, faces, 4 * max_faces)
     if len(faces) > max_faces:
         try:
-            small = mesh.simplify_quadric_decimation(face_count=max_faces)
-            if len(small.faces) > 0:
-                vertices, faces = np.asarray(small.vertices), np.asarray(small.faces)
-        except (ImportError, ValueError, AttributeError, TypeError):
+            import fast_simplification
+
+            v, f = fast_simplification.simplify(
+                np.asarray(vertices, np.float32), np.asarray(faces, np.int32),
+                target_count=max_faces,
+            )  # fmt: skip
+            if len(f) > 0:
+                vertices, faces = np.asarray(v, np.float64), np.asarray(f)
+        except (ImportError, ValueError, RuntimeError):
             pass
+    if len(faces) > 1.25 * max_faces:
+        vertices, faces = cluster_vertices(vertices, faces, max_faces)
     return vertices, faces
+
+
+def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, max_faces: int):
+    """Vertex-clustering decimation: vertices in one cell of a regular grid merge (at their
+    mean); faces that collapse are dropped. The finest grid (halving from 256 cells along the
+    longest side, in steps of 1.25) that leaves <= ``max_faces`` faces."""
+    vertices = np.asarray(vertices, np.float64)
+    faces = np.asarray(faces)
+    low = vertices.min(0)
+    extent = float((vertices.max(0) - low).max()) or 1.0
+    cells = 256.0
+    while True:
+        key = np.floor((vertices - low) / (extent / cells)).astype(np.int64)
+        key = (key[:, 0] * 1024 + key[:, 1]) * 1024 + key[:, 2]  # cells < 1024 per axis
+        _, inverse = np.unique(key, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        f = inverse[faces]
+        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+        n = int(inverse.max()) + 1
+        ordered = np.sort(f, axis=1)
+        f = f[np.unique((ordered[:, 0] * n + ordered[:, 1]) * n + ordered[:, 2],
+                        return_index=True)[1]]  # fmt: skip
+        if len(f) <= max_faces or cells <= 2:
+            break
+        cells /= 1.25
+    count = np.bincount(inverse).astype(np.float64)
+    merged = np.zeros((len(count), 3))
+    np.add.at(merged, inverse, vertices)
+    merged /= count[:, None]
+    used, f = np.unique(f, return_inverse=True)
+    return merged[used], f.reshape(-1, 3)

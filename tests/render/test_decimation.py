@@ -61,6 +61,12 @@ def test_without_the_decimation_library_clustering_still_meets_the_budget(dense_
     assert 0 < len(faces) <= 1000 and np.isfinite(vertices).all()
 
 
+def test_a_budget_too_small_for_any_face_still_leaves_a_mesh():
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    vertices, faces = render_mesh(sphere, 1)
+    assert len(faces) >= 1 and faces.max() < len(vertices)
+
+
 def test_small_meshes_are_kept_as_they_are():
     mesh = trimesh.creation.box()
     vertices, faces = render_mesh(mesh, 1000)

@@ -207,7 +207,8 @@ def render_mesh(mesh, max_faces: int):
     if len(faces) <= max_faces:
         return vertices, faces
     if len(faces) > 8 * max_faces:
-        vertices, faces = cluster_vertices(vertices, faces, 4 * max_faces)
+        v, f = cluster_vertices(vertices, faces, 4 * max_faces)
+        vertices, faces = (v, f) if len(f) else (vertices, faces)
     if len(faces) > max_faces:
         try:
             import fast_simplification
@@ -221,7 +222,9 @@ def render_mesh(mesh, max_faces: int):
         except (ImportError, ValueError, RuntimeError):
             pass
     if len(faces) > 1.25 * max_faces:
-        vertices, faces = cluster_vertices(vertices, faces, max_faces)
+        v, f = cluster_vertices(vertices, faces, max_faces)
+        if len(f):  # a budget too small for any face to survive keeps the larger mesh
+            vertices, faces = v, f
     return vertices, faces
 
 

@@ -82,6 +82,30 @@ def candidates():
     r.release()
 
 
+def test_many_batches_give_what_one_batch_at_a_time_gives(chair):
+    """11 poses in batches of 4 (the last one short) in one call equal the same batches in
+    separate calls, and single renders up to float rounding (the tile grid differs)."""
+    K = np.array([[60.0, 0, 23.5], [0, 60.0, 19.5], [0, 0, 1]])
+    R = Rotation.random(11, random_state=5).as_matrix()
+    M = pose_matrices(R, np.tile([0.0, 0.0, 2.5], (11, 1)), np.full(11, 0.8))
+    batched = CandidateRenderer(max_batch=4, max_tile=64)
+    single = CandidateRenderer(max_batch=1, max_tile=64)
+    try:
+        for r in (batched, single):
+            r.set_mesh(chair.vertices, chair.faces)
+        together = batched.render(K, M, 48, 40)
+        apart = np.concatenate([batched.render(K, M[i : i + 4], 48, 40) for i in (0, 4, 8)])
+        alone = np.stack([single.render(K, m[None], 48, 40)[0] for m in M])
+    finally:
+        batched.release()
+        single.release()
+    assert (together > 0).any(1).any(1).all()  # every pose drew something
+    np.testing.assert_array_equal(together, apart)
+    assert ((together > 0) != (alone > 0)).sum() <= 11
+    both = (together > 0) & (alone > 0)
+    np.testing.assert_allclose(together[both], alone[both], atol=1e-5)
+
+
 def test_candidate_tiles_match_full_renders(chair, candidates):
     """Every candidate of a batch, in its tile of a crop, equals a full render of that pose."""
     w, h = 96, 80

@@ -62,9 +62,12 @@ def main() -> None:
     args = parser.parse_args()
     try:
         perturb = make_perturbation(args.perturb)
-        sets = args.sets.split(",")
-        if not set(sets) <= set(SETS):
-            raise ValueError(f"--sets: expected some of {', '.join(SETS)}")
+    except ValueError as exc:
+        parser.error(f"--perturb {args.perturb}: {exc}")
+    sets = args.sets.split(",")
+    if not sets or not set(sets) <= set(SETS):
+        parser.error(f"--sets {args.sets}: expected a comma-separated subset of {','.join(SETS)}")
+    try:
         settings = json.loads(args.settings)
         samples = int(settings.pop("samples", 8))
         dit_steps = settings.pop("dit_steps", None)

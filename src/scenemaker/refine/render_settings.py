@@ -3,6 +3,7 @@ what it reports per object."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -155,12 +156,12 @@ class RenderCompareSettings:
             )
         for name in ("place_tol", "size_floor"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+            if not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
                 raise ValueError(f"render refiner: {name} must be a number > 0, got {value!r}")
         for name in ("rescue_score", "pool_exit_score", "local_margin", "early_exit_score"):
             value = getattr(self, name)
             if value is not None and not (
-                isinstance(value, int | float) and np.isfinite(value) and value >= 0
+                isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0
             ):
                 raise ValueError(
                     f"render refiner: {name} must be a number >= 0 or None, got {value!r}"

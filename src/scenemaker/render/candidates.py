@@ -230,8 +230,8 @@ def render_mesh(mesh, max_faces: int):
 
 def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, max_faces: int):
     """Vertex-clustering decimation: vertices in one cell of a regular grid merge (at their
-    mean); faces that collapse are dropped. The finest grid (halving from 256 cells along the
-    longest side, in steps of 1.25) that leaves <= ``max_faces`` faces."""
+    mean); faces that collapse are dropped. The finest grid (from 256 cells along the longest
+    side, coarser by a factor of 1.25 per try) that leaves <= ``max_faces`` faces."""
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces)
     low = vertices.min(0)
@@ -246,8 +246,11 @@ def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, max_faces: int):
         f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
         n = int(inverse.max()) + 1
         ordered = np.sort(f, axis=1)
-        f = f[np.unique((ordered[:, 0] * n + ordered[:, 1]) * n + ordered[:, 2],
-                        return_index=True)[1]]  # fmt: skip
+        if n < 2_000_000:  # one int64 key per face (n**3 fits)
+            key = (ordered[:, 0] * n + ordered[:, 1]) * n + ordered[:, 2]
+            f = f[np.unique(key, return_index=True)[1]]
+        else:
+            f = f[np.unique(ordered, axis=0, return_index=True)[1]]
         if len(f) <= max_faces or cells <= 2:
             break
         cells /= 1.25

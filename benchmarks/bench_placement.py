@@ -39,6 +39,7 @@ from scenemaker.eval.pose_benchmark import (
     build_methods,
     evaluate_scenes,
     format_table,
+    generator_like,
     make_perturbation,
     summarize,
 )
@@ -82,7 +83,7 @@ def dataset(name: str) -> Path:
 
 def run_condition(name: str, scenes: int) -> dict:
     data, perturb, noise, novel, physics = CONDITIONS[name]
-    methods = build_methods(METHODS)
+    methods = build_methods(METHODS, generator=generator_like(perturb))
     records = evaluate_scenes(
         [dataset(data)], methods, max_scenes=scenes, perturb=make_perturbation(perturb),
         progress=False, depth_noise=noise, novel_view=novel, physics=physics,

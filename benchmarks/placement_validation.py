@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from scenemaker.eval.pose_benchmark import evaluate_scenes, make_perturbation, summarize
+from scenemaker.eval.pose_benchmark import (
+    evaluate_scenes,
+    generator_like,
+    make_perturbation,
+    summarize,
+)
+from scenemaker.pipeline_config import PipelineConfig
 from scenemaker.pose.chain import ProposeVerifyEstimator
 from scenemaker.pose.estimator import DiTPoseEstimator
 from scenemaker.refine.render_compare import RenderCompareRefiner, RenderCompareSettings
@@ -69,6 +75,9 @@ def main() -> None:
         parser.error(f"--sets {args.sets}: expected a comma-separated subset of {','.join(SETS)}")
     try:
         settings = json.loads(args.settings)
+        # as `scenemaker run --stretch auto` with the generator these meshes stand for
+        like = PipelineConfig(generator=generator_like(args.perturb))
+        settings.setdefault("stretch", like.stretches)
         samples = int(settings.pop("samples", 8))
         dit_steps = settings.pop("dit_steps", None)
         variants = [False, True] if args.consistency else [None]

@@ -185,7 +185,9 @@ def build_backend(kind: str, config):
             from .refine import FitRefiner
 
             return cls(icp=FitRefiner(seed=config.seed))
-        if name in ("icp", "fit", "render"):
+        if name == "render":
+            return cls(seed=config.seed, stretch=config.stretches)
+        if name in ("icp", "fit"):
             return cls(seed=config.seed)
         return cls()
     raise ValueError(f"unknown backend kind {kind!r}")

@@ -62,6 +62,9 @@ def add_run(sub) -> None:
     g.add_argument("--pose-samples", type=int, default=8,
                    help="pose model samples per scene: the hypotheses the refine stage verifies")  # fmt: skip
     g.add_argument("--refine", default="render", help="render | fit | icp | overlap | none")
+    g.add_argument("--stretch", default="auto",
+                   help="auto | on | off: the render refiner also fits each mesh's proportions "
+                   "(auto: for --generator retrieval)")  # fmt: skip
     g = p.add_argument_group("export and compute")
     g.add_argument("--usd", action="store_true", help="also write scene.usda (usd-core)")
     g.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")

@@ -179,6 +179,7 @@ def cmd_eval_pose(args) -> int:
         build_methods,
         evaluate_scenes,
         format_table,
+        generator_like,
         make_perturbation,
         summarize,
     )
@@ -196,6 +197,7 @@ def cmd_eval_pose(args) -> int:
         args.weights,
         args.steps,
         guidance=args.guidance,
+        generator=generator_like(args.perturb),
     )
     records = evaluate_scenes(
         args.data, methods, max_scenes=args.max_scenes, perturb=make_perturbation(args.perturb),

@@ -439,13 +439,15 @@ class SceneMakerPipeline:
     def _export(self, out: Path, frame: Frame, meshes: Object3D, refined: Refinement):
         h, w = frame.depth.shape
         scene = build_scene(
-            w, h, frame.K, frame.labels, meshes.meshes, refined.poses, refined.skipped,
-            refined.confidences,
+            w, h, frame.K, frame.labels, refined.placed_meshes(meshes.meshes), refined.poses,
+            refined.skipped, refined.confidences,
         )  # fmt: skip
+        refined.save_meshes(out, meshes.meshes)
         label_png = read_png(out / "perception" / "masks.png")
         for obj in scene.objects:
             index = obj.instance_id - 2
-            obj.mesh_file = Object3D.mesh_file(index)
+            stretched = refined.stretch(index) is not None  # the refiner fitted its proportions
+            obj.mesh_file = (Refinement if stretched else Object3D).mesh_file(index)
             obj.mask_file = f"masks/object_{index:02d}.png"
             write_png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
         from .colour import colour_scene  # photo colours baked into textures; never raises

@@ -362,6 +362,38 @@ class Refinement:
         payload.update({"confidence": self.confidences, "objects": self.records})
         atomic_write_json(out / self.stage / "poses.json", payload)
 
+    @staticmethod
+    def mesh_file(k: int) -> str:
+        """Where the export writes object k's stretched mesh (when the refiner stretched it;
+        ``scene.json`` then names it instead of the generated one)."""
+        return f"meshes/object_{k:02d}.glb"
+
+    def stretch(self, k: int) -> list | None:
+        record = self.records[k] if k < len(self.records) else None
+        return record.get("stretch") if isinstance(record, dict) else None
+
+    def placed_meshes(self, meshes: list) -> list:
+        """The generated meshes (``CanonicalMesh`` or None) as the poses place them: a copy
+        with the stretched mesh where the refiner stretched one (refine/stretch.py)."""
+        from dataclasses import replace
+
+        from .refine.stretch import apply_stretch
+
+        out = list(meshes)
+        for k, generated in enumerate(meshes):
+            a = self.stretch(k)
+            if generated is not None and a is not None:
+                out[k] = replace(generated, mesh=apply_stretch(generated.mesh, a)[0])
+        return out
+
+    def save_meshes(self, out: Path, meshes: list) -> None:
+        """Write each stretched mesh (``mesh_file``); any earlier run's are removed first."""
+        for old in (out / "meshes").glob("object_*.glb"):
+            old.unlink()
+        for k, placed in enumerate(self.placed_meshes(meshes)):
+            if placed is not None and self.stretch(k) is not None:
+                atomic_write_bytes(out / self.mesh_file(k), placed.mesh.export(file_type="glb"))
+
     @classmethod
     def load(cls, out: Path, frame: Frame | None = None) -> Refinement:
         path = out / cls.stage / "poses.json"
@@ -373,6 +405,13 @@ class Refinement:
                 raise ValueError("confidences do not match poses")
             if not all(c is None or isinstance(c, (int, float)) for c in confidences):
                 raise ValueError("confidences must be numbers or null")
+            for record in records:
+                a = record.get("stretch") if isinstance(record, dict) else None
+                if a is not None and not (
+                    isinstance(a, list) and len(a) == 3
+                    and all(isinstance(x, (int, float)) and np.isfinite(x) and x > 0 for x in a)
+                ):  # fmt: skip
+                    raise ValueError(f"stretch must be three positive numbers, got {a!r}")
             if not isinstance(records, list) or len(records) != len(poses):
                 raise ValueError("per-object records do not match poses")
         return cls(poses, skipped, confidences, records)

@@ -37,7 +37,7 @@ STAGE_SETTINGS = {
     "deocclusion": ("deocclusion", "deocclusion_model", "lora", "seed"),
     "object3d": ("generator", "generator_model", "external_command", "seed"),
     "pose": ("pose", "pose_weights", "pose_steps", "guidance", "pose_samples", "seed"),
-    "refine": ("refine", "seed"),
+    "refine": ("refine", "stretch", "seed"),
     "export": ("usd",),
 }  # fmt: skip
 # settings that change where or how fast a stage runs, not what it writes

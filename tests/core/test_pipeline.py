@@ -366,8 +366,10 @@ def test_run_and_eval_default_give_the_same_poses(frame, oracle_run):
     pipeline.run(frame["image"], out, from_stage="pose")  # meshes re-read from those files
     run_poses = json.loads((out / "refine" / "poses.json").read_text())["poses"]
     rgb = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(out / "input" / "image.png"))
-    chain = default_chain()
+    chain = default_chain(generator="oracle")  # as the run: the objects' own meshes
     result = chain.estimate(Observation(depth, K, masks, rgb[..., :3]), meshes)
+    saved = json.loads((out / "refine" / "poses.json").read_text())
+    assert result.stretches == [d["stretch"] for d in saved["objects"]]
     for mine, theirs in zip(result.poses, run_poses, strict=True):
         np.testing.assert_allclose(mine.R, theirs["R"], atol=1e-9)
         np.testing.assert_allclose(mine.t, theirs["t"], atol=1e-9)
@@ -388,6 +390,47 @@ def test_from_stage_refine_scores_the_saved_pool_again(frame, oracle_run):
     after = json.loads((out / "refine" / "poses.json").read_text())["poses"]
     for a, b in zip(before, after, strict=True):
         np.testing.assert_allclose(a["matrix"], b["matrix"], atol=1e-9)
+
+
+def test_a_stretched_mesh_is_what_the_scene_places(frame, oracle_run, tmp_path):
+    """Where the refiner stretched a mesh (refine/stretch.py), the export writes the stretched
+    mesh, scene.json names it and places it as the refiner did; a later export without the
+    stretch removes it."""
+    import shutil
+
+    import trimesh
+
+    from scenemaker.scene import Scene
+
+    out = tmp_path / "run"
+    shutil.copytree(oracle_run[0], out)
+    path = out / "refine" / "poses.json"
+    saved = json.loads(path.read_text())
+    a = [1.3, 1.0, 0.8]
+    saved["objects"][0]["stretch"] = a
+    path.write_text(json.dumps(saved))
+    pipeline = SceneMakerPipeline(_config(frame, generator="oracle"), progress=False)
+    pipeline.run(None, out, from_stage="export")
+    scene = json.loads((out / "scene.json").read_text())
+    first = next(o for o in scene["objects"] if o["instance_id"] == 2)
+    assert first["mesh_file"] == "meshes/object_00.glb"
+    given = trimesh.load(out / "object3d" / "object_00.glb", force="mesh", process=False)
+    placed = trimesh.load(out / first["mesh_file"], force="mesh", process=False)
+    ratio = (placed.extents / given.extents) / (placed.extents[1] / given.extents[1])
+    np.testing.assert_allclose(ratio, a / np.float64(a[1]), rtol=1e-6)
+    loaded = Scene.load_json(out / "scene.json")
+    assert np.allclose(loaded.objects[0].mesh.extents, placed.extents)
+    others = [o["mesh_file"] for o in scene["objects"] if o["instance_id"] != 2]
+    assert all(f.startswith("object3d/") for f in others)
+    # a damaged stretch is one line naming the file
+    saved["objects"][0]["stretch"] = [1.0, -2.0, 1.0]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(InputError, match="poses.json.*stretch"):
+        pipeline.run(None, out, from_stage="export")
+    saved["objects"][0]["stretch"] = None
+    path.write_text(json.dumps(saved))
+    pipeline.run(None, out, from_stage="export")
+    assert not (out / "meshes" / "object_00.glb").exists()
 
 
 def test_run_without_opengl_stops_with_one_line_before_any_work(
@@ -421,6 +464,26 @@ def test_pose_samples_setting_is_checked(frame, tmp_path, capsys):
     assert (
         code == 2 and len(err) == 1 and "--pose-samples 0: expected an integer in 1..256" in err[0]
     )
+
+
+def test_stretch_setting_reaches_the_refiner_and_is_checked(frame, tmp_path, capsys):
+    """`--stretch auto` fits proportions for retrieved meshes, never for the objects' own
+    (oracle); `on` / `off` force it; anything else is one line naming the option."""
+    from scenemaker.backends import build_backend
+    from scenemaker.cli import main
+
+    def refiner(**kw):
+        return build_backend("refiner", PipelineConfig(**kw)).settings.stretch
+
+    assert refiner() is True  # retrieval: another object of the category
+    assert refiner(generator="oracle") is False and refiner(generator="lift") is False
+    assert refiner(generator="oracle", stretch="on") is True
+    assert refiner(stretch="off") is False
+    code = main(["run", str(frame["image"]), "--out", str(tmp_path / "o"), "--masks",
+                 str(frame["masks"]), "--depth-file", str(frame["depth"]), "--K", frame["K"],
+                 "--stretch", "yes", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--stretch 'yes': expected auto | on | off" in err[0]
 
 
 def test_from_stage_refine_with_a_damaged_pool_is_one_clear_error(frame, tmp_path):

@@ -392,3 +392,66 @@ def test_bad_thresholds_are_refused_by_name(setting):
     (name,) = setting
     with pytest.raises(ValueError, match=f"render refiner: {name} must be a number"):
         RenderCompareSettings(**setting)
+
+
+def test_a_stretched_mesh_keeps_its_placement(chair):
+    from scenemaker.refine.stretch import apply_stretch, stretch_points
+
+    a = np.array([1.3, 1.0, 0.7])
+    stretched, factor = apply_stretch(chair, a)
+    extent = stretched.bounds[1] - stretched.bounds[0]
+    assert extent.max() == pytest.approx(2.0) and np.allclose(
+        stretched.bounds.mean(0), 0, atol=1e-9
+    )
+    pose = Pose(_yaw(20), [0.1, 0.2, 2.0], 0.8)
+    direct = (pose.s / 2) * (chair.vertices * a) @ pose.R.T + pose.t
+    placed = Pose(pose.R, pose.t, pose.s * factor).apply(stretched.vertices)
+    assert np.allclose(placed, direct, atol=1e-9)
+    moved = stretch_points(chair.vertices, chair.bounds[1] - chair.bounds[0], a)
+    assert np.allclose(moved, stretched.vertices, atol=1e-9)
+    with pytest.raises(ValueError, match="stretch"):
+        apply_stretch(chair, [1.0, -1.0, 1.0])
+
+
+def _box_iou(a, b):
+    lo, hi = np.maximum(a.min(0), b.min(0)), np.minimum(a.max(0), b.max(0))
+    inter = np.prod(np.clip(hi - lo, 0, None))
+    vol = lambda p: np.prod(p.max(0) - p.min(0))  # noqa: E731
+    return inter / (vol(a) + vol(b) - inter)
+
+
+def test_stretch_fits_a_mesh_of_other_proportions(chair, scene):
+    """The observed object is the chair made wider and shallower; given the chair as it is,
+    the stretch recovers the proportions (the placed box matches the true one better), and
+    the true mesh is left as it is."""
+    from scenemaker.refine.stretch import apply_stretch
+
+    a = np.array([1.35, 1.0, 0.75])
+    wide, _ = apply_stretch(chair, a)
+    size = 0.8
+    height = size / 2 * (wide.bounds[1, 1] - wide.bounds[0, 1]) / 2
+    observation, truth = _frame(wide, Pose(_yaw(35), np.array([0.0, height, 0.0]), size))
+    true_points = truth[0].apply(wide.vertices)
+    boxes = {}
+    for stretch in (False, True):
+        refiner = RenderCompareRefiner(RenderCompareSettings(stretch=stretch, seed=0))
+        try:
+            (result,) = refiner.refine_detailed([truth[0]], [chair], observation, [[truth[0]]])
+        finally:
+            refiner.close()
+        mesh = chair if result.stretch is None else apply_stretch(chair, result.stretch)[0]
+        boxes[stretch] = (_box_iou(result.pose.apply(mesh.vertices), true_points), result)
+    assert boxes[False][1].stretch is None
+    got = np.asarray(boxes[True][1].stretch)
+    ratio = got / got[1]  # the proportions (the overall size is the pose's)
+    assert ratio[0] > 1.15 and ratio[2] < 0.95, ratio  # wider and shallower, as observed
+    assert boxes[True][0] > boxes[False][0] + 0.05, (boxes[True][0], boxes[False][0])
+    assert boxes[True][1].to_dict()["stretch"] == boxes[True][1].stretch
+    # the object's own mesh fits as it is: no stretch (or next to none)
+    observation, truth = scene
+    refiner = RenderCompareRefiner(RenderCompareSettings(stretch=True, seed=0))
+    try:
+        (own,) = refiner.refine_detailed([truth[0]], [chair], observation, [[truth[0]]])
+    finally:
+        refiner.close()
+    assert own.stretch is None or np.allclose(own.stretch, 1.0, atol=0.05), own.stretch

@@ -253,17 +253,19 @@ def rotation_error_deg(r_pred: np.ndarray, r_gt: np.ndarray) -> float | np.ndarr
     return float(deg) if np.ndim(deg) == 0 else deg
 
 
-def add_s(canonical_points: np.ndarray, pose_pred, pose_gt) -> float:
+def add_s(canonical_points: np.ndarray, pose_pred, pose_gt, pred_points=None) -> float:
     """Symmetry-aware average distance (ADD-S), relative to the ground-truth size.
 
     With ``X_gt = {R_gt (s_gt/2 x) + t_gt}`` and ``X_pred = {R_pred (s_pred/2 x) + t_pred}``
     over the canonical points x: ``ADD-S = mean_{p in X_gt} min_{q in X_pred} ||p - q|| / s_gt``.
-    Poses that differ by a symmetry of the object score ~0.
+    Poses that differ by a symmetry of the object score ~0. ``pred_points``: the prediction's
+    own canonical points when its mesh differs (a stretched copy), else ``canonical_points``.
     """
     points = as_points("canonical_points", canonical_points)
+    mine = points if pred_points is None else as_points("pred_points", pred_points)
     r_p, t_p, s_p = _pose("pose_pred", pose_pred)
     r_g, t_g, s_g = _pose("pose_gt", pose_gt)
-    posed_pred = points @ (r_p * (s_p / 2.0)).T + t_p
+    posed_pred = mine @ (r_p * (s_p / 2.0)).T + t_p
     posed_gt = points @ (r_g * (s_g / 2.0)).T + t_g
     dist, _ = cKDTree(posed_pred).query(posed_gt, k=1, workers=-1)
     return float(dist.mean() / s_g)

@@ -89,13 +89,26 @@ def make_perturbation(name: str):
     raise ValueError(f"unknown perturbation {name!r}")
 
 
+def generator_like(perturb: str | None) -> str:
+    """The ``scenemaker run`` generator whose meshes the perturbation ``perturb`` stands for:
+    ``oracle`` (none, dense: the objects' own shapes), ``retrieval`` (instance: another
+    object of the category), ``external`` (level1, level2: image-to-3D's deformed meshes)."""
+    if perturb in (None, "none", "dense"):
+        return "oracle"
+    return "retrieval" if perturb == "instance" else "external"
+
+
 def build_methods(
     names: list[str],
     weights=None,
     steps: int | None = None,
     seed: int = 0,
     guidance: float | None = None,
+    generator: str = "oracle",
 ) -> dict:
+    """The named methods. ``default`` is the chain ``scenemaker run --generator GENERATOR``
+    uses (:func:`generator_like`: the oracle's for the objects' own meshes; the generator
+    decides whether the refiner fits proportions, ``--stretch auto``)."""
     from ..backends import build_backend
     from ..pipeline import PipelineConfig
     from ..pose.baselines import BoxFitEstimator, DiTIcpEstimator, OracleEstimator
@@ -130,7 +143,7 @@ def build_methods(
         elif name == "oracle":
             methods[name] = OracleEstimator()
         elif name == "default":
-            methods[name] = default_chain(weights, steps, seed, guidance)
+            methods[name] = default_chain(weights, steps, seed, guidance, generator=generator)
         else:
             raise ValueError(
                 f"unknown method {name!r}; choose from default, dit, dit_icp, dit_fit, "
@@ -231,13 +244,14 @@ def evaluate_scenes(
             seconds = time.perf_counter() - start
             confidences = result.confidences or []
             keep = [j for j in evaluable if result.poses[j] is not None]
+            placed, points = _stretched(meshes, canon, result.stretches)
             failed = len(evaluable) - len(keep)
             if len(keep) == 0:
                 records.append(
                     SceneRecord(name, scene.folder.name, len(objects), seconds, {}, [], failed)
                 )
                 continue
-            pred_pts = [result.poses[j].apply(canon[j]) for j in keep]
+            pred_pts = [result.poses[j].apply(points[j]) for j in keep]
             gt_pts = [truth_pts[j] for j in keep]
             sm = scene_metrics(
                 pred_pts,
@@ -255,7 +269,9 @@ def evaluate_scenes(
                 per_object.append(
                     {
                         "rot_err_deg": float(rotation_error_deg(p.R, g.R)),
-                        "add_s": add_s(canon[j][:1024], (p.R, p.t, p.s), (g.R, g.t, g.s)),
+                        "add_s": add_s(
+                            canon[j][:1024], (p.R, p.t, p.s), (g.R, g.t, g.s), points[j][:1024]
+                        ),
                         "trans_err": float(np.linalg.norm(p.t - g.t) / diagonal),
                         "size_err": float(abs(p.s / g.s - 1.0)),
                         "size_err_m": float(abs(p.s - g.s)),
@@ -268,20 +284,36 @@ def evaluate_scenes(
             if physics:
                 sm.update(
                     physical_plausibility(
-                        [result.poses[j] for j in keep], [meshes[j] for j in keep], w2c,
+                        [result.poses[j] for j in keep], [placed[j] for j in keep], w2c,
                         [truth_poses[j].s for j in keep],
                     )
                 )  # fmt: skip
             if novel_view is not None and scene.num_views > novel_view:
                 other = scene.view(novel_view)
                 sm["novel_mask_iou"] = novel_view_mask_iou(
-                    [result.poses[j] for j in keep], [meshes[j] for j in keep],
+                    [result.poses[j] for j in keep], [placed[j] for j in keep],
                     [objects[j].instance_id for j in keep], view, other,
                 )  # fmt: skip
             records.append(
                 SceneRecord(name, scene.folder.name, len(objects), seconds, sm, per_object, failed)
             )
     return records
+
+
+def _stretched(meshes, canon, stretches):
+    """(meshes, canonical samples) as a method placed them: stretched where it fitted a
+    stretch (refine/stretch.py), else as given."""
+    if not stretches:
+        return meshes, canon
+    from ..refine.stretch import apply_stretch, stretch_points
+
+    out_m, out_p = list(meshes), list(canon)
+    for j, a in enumerate(stretches):
+        if a is not None and j < len(meshes):
+            verts = np.asarray(meshes[j].vertices)
+            out_m[j] = apply_stretch(meshes[j], a)[0]
+            out_p[j] = stretch_points(canon[j], verts.max(0) - verts.min(0), a)
+    return out_m, out_p
 
 
 def physical_plausibility(poses, meshes, world_to_camera, true_sizes) -> dict:

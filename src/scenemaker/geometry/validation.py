@@ -15,3 +15,17 @@ def as_points(name: str, value, min_count: int = 1) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def mesh_problem(mesh) -> str | None:
+    """Why ``mesh`` cannot be scored, or None."""
+    if mesh is None:
+        return "no mesh"
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    if len(f) == 0 or len(v) == 0:
+        return "mesh has no faces"
+    if not np.isfinite(v).all():
+        return "mesh has non-finite vertices"
+    if not mesh.area > 0:
+        return "mesh has no area"
+    return None

@@ -27,4 +27,5 @@ class ProposeVerifyEstimator:
         return PoseResult(
             [d.pose for d in details], proposed.skipped, time.perf_counter() - start,
             proposed.hypotheses, [d.confidence for d in details],
+            [getattr(d, "stretch", None) for d in details],
         )  # fmt: skip

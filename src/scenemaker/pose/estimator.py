@@ -66,6 +66,9 @@ class PoseResult:
     first is ``poses[k]``), for a refiner to verify; None when it proposes one."""
     confidences: list[float | None] | None = None
     """Per object, a confidence in [0, 1] where the method computes one."""
+    stretches: list | None = None
+    """Per object, None or the scales per canonical axis the refiner fitted the mesh with
+    (``scenemaker.refine.stretch.apply_stretch``); the pose then places the stretched mesh."""
 
 
 class PoseEstimator(Protocol):

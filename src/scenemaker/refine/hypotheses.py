@@ -100,3 +100,14 @@ def _near(R: np.ndarray, others: np.ndarray, min_deg: float) -> np.ndarray:
 
     q, o = Rotation.from_matrix(R).as_quat(), Rotation.from_matrix(others).as_quat()
     return (np.abs(q @ o.T) > np.cos(np.radians(min_deg) / 2)).any(1)
+
+
+def same_pose(a: Pose, b: Pose) -> bool:
+    """The same pose by value (a pool read back from JSON holds copies, not the objects)."""
+    return a is b or (
+        np.array_equal(a.R, b.R) and np.array_equal(a.t, b.t) and float(a.s) == float(b.s)
+    )
+
+
+def finite_pose(pose: Pose) -> bool:
+    return bool(np.isfinite(pose.R).all() and np.isfinite(pose.t).all() and np.isfinite(pose.s))

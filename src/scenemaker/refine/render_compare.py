@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry.validation import mesh_problem
 from ..render.candidates import render_mesh
 from ..scene import Pose
 from .confidence import confidence, pose_distance  # noqa: F401  (re-exported)
@@ -33,8 +34,10 @@ from .hypotheses import (
     _near,
     align_up,
     distinct,
+    finite_pose,
     orthonormal_pose,
     rotation_hypotheses,
+    same_pose,
 )
 from .local_search import local_search
 from .render_settings import ObjectRefinement, RenderCompareSettings
@@ -52,20 +55,6 @@ class _Object:
         self.centroid = points.mean(0)
         self.ray = self.centroid / max(np.linalg.norm(self.centroid), 1e-9)
         self.grid = None  # the fine crop's observed surface (alignment.surface_grid), lazily
-
-
-def mesh_problem(mesh) -> str | None:
-    """Why ``mesh`` cannot be scored, or None."""
-    if mesh is None:
-        return "no mesh"
-    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    if len(f) == 0 or len(v) == 0:
-        return "mesh has no faces"
-    if not np.isfinite(v).all():
-        return "mesh has non-finite vertices"
-    if not mesh.area > 0:
-        return "mesh has no area"
-    return None
 
 
 class RenderCompareRefiner:
@@ -112,10 +101,10 @@ class RenderCompareRefiner:
             if on_object is not None and k > 0:
                 on_object()  # object k - 1 is done
             pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
-            if poses[k] is not None and not any(_same(p, poses[k]) for p in pool):
+            if poses[k] is not None and not any(same_pose(p, poses[k]) for p in pool):
                 pool.insert(0, poses[k])
-            pool = [p for p in pool if _finite(p)]
-            given = poses[k] if poses[k] is not None and _finite(poses[k]) else None
+            pool = [p for p in pool if finite_pose(p)]
+            given = poses[k] if poses[k] is not None and finite_pose(poses[k]) else None
             if not pool:
                 results.append(ObjectRefinement(given, note="no pose hypothesis"))
                 continue
@@ -277,16 +266,19 @@ class RenderCompareRefiner:
                 break
         return t, renders
 
-    def _score(self, z, R, t, s, crop) -> dict:
+    def _score(self, z, R, t, s, crop, stretch=None) -> dict:
         """Render-and-compare score plus, where a support plane was found, penetration below
-        it and the gap under the candidate's lowest part."""
+        it and the gap under the candidate's lowest part (``stretch``: (N, 3) scales of the
+        mesh's axes, refine/stretch.py)."""
         out = score_depths(z, s, crop, self.settings.score, self._prior)
         st = self.settings.score
         if self._plane is not None and (st.penetration_weight > 0 or st.gap_weight > 0):
             from .support import contact_terms
 
-            samples = self._obj.samples[: self.settings.contact_samples]
-            posed = np.einsum("nij,mj->nmi", R, samples) * (s[:, None, None] / 2) + t[:, None]
+            samples = self._obj.samples[: self.settings.contact_samples][None]
+            samples = samples if stretch is None else samples * stretch[:, None]
+            samples = np.broadcast_to(samples, (len(R),) + samples.shape[1:])
+            posed = np.einsum("nij,nmj->nmi", R, samples) * (s[:, None, None] / 2) + t[:, None]
             pen, gap = contact_terms(posed, s, self._plane, self._others)
             out["penetration"], out["gap"] = pen, gap
             out["score"] = out["score"] + st.penetration_weight * pen + st.gap_weight * gap
@@ -456,6 +448,17 @@ class RenderCompareRefiner:
         renders += len(cand_R)
         best = int(np.argmin(final["score"]))
         pose = orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])
+        stretched = None
+        gate = st.stretch_score
+        if st.stretch and (gate is None or final["score"][best] > gate):
+            # a mesh that is not the object's own: fit its proportions too
+            from .stretch import stretch_best
+
+            best, stretched, n = stretch_best(
+                self, obj, renderer, rng, (cand_R, cand_t, cand_s), final["score"]
+            )
+            renders += n
+            pose = orthonormal_pose(cand_R[best], cand_t[best], cand_s[best])
         # alternatives: the other local results and the size stage's best distinct rotations
         alt = [
             {"pose": orthonormal_pose(cand_R[h], cand_t[h], cand_s[h]),
@@ -474,7 +477,7 @@ class RenderCompareRefiner:
                  "size": sc2["score"], "chosen": chosen, "icp_score": sc3["score"],
                  "final_R": cand_R, "final_s": cand_s, "final_t": cand_t, "final": final["score"]}
             )  # fmt: skip
-        return ObjectRefinement(
+        result = ObjectRefinement(
             pose,
             score=float(final["score"][best]),
             iou=float(final["iou"][best]),
@@ -484,14 +487,8 @@ class RenderCompareRefiner:
             hypotheses=n_hyp,
             renders=renders,
         )
-
-
-def _same(a: Pose, b: Pose) -> bool:
-    """The same pose by value (a pool read back from JSON holds copies, not the objects)."""
-    return a is b or (
-        np.array_equal(a.R, b.R) and np.array_equal(a.t, b.t) and float(a.s) == float(b.s)
-    )
-
-
-def _finite(pose: Pose) -> bool:
-    return bool(np.isfinite(pose.R).all() and np.isfinite(pose.t).all() and np.isfinite(pose.s))
+        if stretched is not None:  # the stretched mesh's pose, score and factors
+            result.pose, result.stretch = stretched["pose"], stretched["stretch"]
+            result.score, result.iou = stretched["score"], stretched["iou"]
+            result.residual = stretched["residual"]
+        return result

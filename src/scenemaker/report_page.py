@@ -385,7 +385,12 @@ def _objects(out: Path, scene: Scene, report: dict, labels: list[str], renders: 
         cells.append(_num(obj.confidence) if obj is not None else "–")
         cells.append(_num(renders.get("iou", {}).get(k)))
         source = sources[k] if k < len(sources) and isinstance(sources[k], dict) else {}
-        cells.append(html.escape(str(source.get("source") or source.get("error") or "–")))
+        origin = str(source.get("source") or source.get("error") or "–")
+        per = report.get("per_object") if isinstance(report.get("per_object"), list) else []
+        scales = per[k].get("stretch") if k < len(per) and isinstance(per[k], dict) else None
+        if isinstance(scales, list) and all(isinstance(a, int | float) for a in scales):
+            origin += " (stretched " + " x ".join(f"{a:.2f}" for a in scales) + ")"
+        cells.append(html.escape(origin))
         why = skipped.get(str(k), skipped.get(k))
         cells.append("placed" if obj is not None else html.escape(f"skipped: {why or '?'}"))
         rows.append(cells)

@@ -431,6 +431,7 @@ class ObjectRecord:
     confidence: float | None
     skipped: str | None
     note: str | None = None
+    stretch: list | None = None  # the refiner's scales of the mesh's axes, if it stretched it
 
     def to_dict(self) -> dict:
         return {
@@ -443,6 +444,7 @@ class ObjectRecord:
             "confidence": self.confidence,
             "skipped": self.skipped,
             "note": self.note,
+            "stretch": self.stretch,
         }
 
 
@@ -456,7 +458,7 @@ def object_records(frame: Frame, meshes: Object3D, refined: Refinement) -> list[
             ObjectRecord(
                 k, frame.labels[k], frame.scores[k], int(frame.masks[k].sum()),
                 None if mesh is None else mesh.source, refined.poses[k], refined.confidences[k],
-                refined.skipped.get(k), detail.get("note"),
+                refined.skipped.get(k), detail.get("note"), refined.stretch(k),
             )
         )  # fmt: skip
     return records

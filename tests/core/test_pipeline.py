@@ -422,6 +422,9 @@ def test_a_stretched_mesh_is_what_the_scene_places(frame, oracle_run, tmp_path):
     assert np.allclose(loaded.objects[0].mesh.extents, placed.extents)
     others = [o["mesh_file"] for o in scene["objects"] if o["instance_id"] != 2]
     assert all(f.startswith("object3d/") for f in others)
+    report = json.loads((out / "report.json").read_text())
+    assert report["per_object"][0]["stretch"] == a and report["per_object"][1]["stretch"] is None
+    assert "stretched 1.30 x 1.00 x 0.80" in (out / "report.html").read_text()
     # a damaged stretch is one line naming the file
     saved["objects"][0]["stretch"] = [1.0, -2.0, 1.0]
     path.write_text(json.dumps(saved))

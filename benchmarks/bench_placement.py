@@ -90,8 +90,27 @@ def run_condition(name: str, scenes: int) -> dict:
     )  # fmt: skip
     summary = summarize(records)
     atomic_write_json(OUT / name / "metrics.json", summary)
+    _stamp(name)
     print(f"\n## {name}\n{format_table(summary)}", flush=True)
     return summary
+
+
+def _stamp(name: str) -> None:
+    """When and at which commit a condition ran (conditions are rerun one at a time)."""
+    from datetime import datetime, timezone
+
+    from _results import commit
+
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    atomic_write_json(OUT / name / "run.json", {"date": when, "commit": commit()})
+
+
+def _ran(name: str) -> str:
+    path = OUT / name / "run.json"
+    if not path.is_file():
+        return ""
+    run = json.loads(path.read_text())
+    return f"Ran {run.get('date')} at commit {run.get('commit')}."
 
 
 def run_timing(scenes: int, name: str = "timing") -> dict:
@@ -131,6 +150,7 @@ def run_timing(scenes: int, name: str = "timing") -> dict:
         "resolution": "256x256",
     }
     atomic_write_json(OUT / name / "metrics.json", result)
+    _stamp(name)
     print(json.dumps(result), flush=True)
     return result
 
@@ -168,7 +188,8 @@ def report(scenes: int) -> None:
         if s is None:
             lines += ["", f"### {name}", "", "not run"]
             continue
-        lines += ["", f"### {name}", "", format_table(s)]
+        ran = _ran(name)
+        lines += ["", f"### {name}", "", *([ran, ""] if ran else []), format_table(s)]
         d = s["default"]
         extra = []
         if "novel_mask_iou" in d:
@@ -219,7 +240,7 @@ def report(scenes: int) -> None:
                 "",
                 f"Pose + refinement time, default chain, {t['scenes']} five-object scenes at "
                 f"{t['resolution']}{what}, warm model: median {t['median_seconds']:.2f} s (mean "
-                f"{t['mean_seconds']:.2f}, max {t['max_seconds']:.2f}).",
+                f"{t['mean_seconds']:.2f}, max {t['max_seconds']:.2f}). {_ran(name)}".rstrip(),
             ]
     write_section("bench_placement", "\n".join(lines))
 

@@ -438,11 +438,12 @@ class SceneMakerPipeline:
 
     def _export(self, out: Path, frame: Frame, meshes: Object3D, refined: Refinement):
         h, w = frame.depth.shape
+        placed = refined.placed_meshes(meshes.meshes)  # stretched where the refiner stretched
         scene = build_scene(
-            w, h, frame.K, frame.labels, refined.placed_meshes(meshes.meshes), refined.poses,
-            refined.skipped, refined.confidences,
+            w, h, frame.K, frame.labels, placed, refined.poses, refined.skipped,
+            refined.confidences,
         )  # fmt: skip
-        refined.save_meshes(out, meshes.meshes)
+        refined.save_meshes(out, placed)
         label_png = read_png(out / "perception" / "masks.png")
         for obj in scene.objects:
             index = obj.instance_id - 2

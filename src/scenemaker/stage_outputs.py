@@ -386,13 +386,14 @@ class Refinement:
                 out[k] = replace(generated, mesh=apply_stretch(generated.mesh, a)[0])
         return out
 
-    def save_meshes(self, out: Path, meshes: list) -> None:
-        """Write each stretched mesh (``mesh_file``); any earlier run's are removed first."""
+    def save_meshes(self, out: Path, placed: list) -> None:
+        """Write each stretched mesh of ``placed`` (:meth:`placed_meshes`) to ``mesh_file``;
+        any earlier run's are removed first."""
         for old in (out / "meshes").glob("object_*.glb"):
             old.unlink()
-        for k, placed in enumerate(self.placed_meshes(meshes)):
-            if placed is not None and self.stretch(k) is not None:
-                atomic_write_bytes(out / self.mesh_file(k), placed.mesh.export(file_type="glb"))
+        for k, generated in enumerate(placed):
+            if generated is not None and self.stretch(k) is not None:
+                atomic_write_bytes(out / self.mesh_file(k), generated.mesh.export(file_type="glb"))
 
     @classmethod
     def load(cls, out: Path, frame: Frame | None = None) -> Refinement:

@@ -386,11 +386,24 @@ def test_rescue_settings_are_checked_by_name():
 @pytest.mark.parametrize(
     "setting",
     [{"place_tol": 0}, {"size_floor": -1.0}, {"size_floor": float("nan")},
-     {"rescue_score": -0.1}, {"local_margin": "x"}, {"pool_exit_score": float("inf")}],
+     {"rescue_score": -0.1}, {"local_margin": "x"}, {"pool_exit_score": float("inf")},
+     {"stretch_max": 0}, {"stretch_weight": -1}, {"stretch_score": "x"}],
 )  # fmt: skip
 def test_bad_thresholds_are_refused_by_name(setting):
     (name,) = setting
     with pytest.raises(ValueError, match=f"render refiner: {name} must be a number"):
+        RenderCompareSettings(**setting)
+
+
+@pytest.mark.parametrize(
+    "setting, expected",
+    [({"stretch": "yes"}, "true or false"), ({"stretch_step": (0.1,)}, "two numbers > 0"),
+     ({"stretch_step": ("a", 0.1)}, "two numbers > 0"), ({"stretch_hypotheses": 0}, ">= 1"),
+     ({"stretch_rounds": -1}, ">= 0")],
+)  # fmt: skip
+def test_bad_stretch_settings_are_refused_by_name(setting, expected):
+    (name,) = setting
+    with pytest.raises(ValueError, match=f"^render refiner: {name} must be {expected}"):
         RenderCompareSettings(**setting)
 
 

@@ -178,13 +178,16 @@ class RenderCompareSettings:
             raise ValueError(
                 f"render refiner: plane_up is none | only | both, got {self.plane_up!r}"
             )
-        self.stretch_step = tuple(float(f) for f in self.stretch_step)
-        if len(self.stretch_step) != 2 or not all(
-            np.isfinite(f) and f > 0 for f in self.stretch_step
+        if not isinstance(self.stretch, bool):
+            raise ValueError(f"render refiner: stretch must be true or false, got {self.stretch!r}")
+        steps = tuple(self.stretch_step) if isinstance(self.stretch_step, list | tuple) else ()
+        if len(steps) != 2 or not all(
+            isinstance(f, numbers.Real) and np.isfinite(f) and f > 0 for f in steps
         ):
             raise ValueError(
-                f"render refiner: stretch_step must be two numbers > 0, got {self.stretch_step}"
+                f"render refiner: stretch_step must be two numbers > 0, got {self.stretch_step!r}"
             )
+        self.stretch_step = tuple(float(f) for f in steps)
         for name in ("place_tol", "size_floor", "stretch_max"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):

@@ -132,9 +132,8 @@ def refine_stretch(refiner, obj, renderer, rng, pose, base: float):
     z = renderer.render(crop.K, stretch_matrices(R[None], t[None], [pose.s], a[None]),
                         crop.tile_w, crop.tile_h)  # fmt: skip
     final = score(z, t[None], a[None], full=True)
-    extent = obj.samples.max(0) - obj.samples.min(0)  # ~ the canonical box
-    verts = np.asarray(obj.mesh.vertices)
-    extent = verts.max(0) - verts.min(0) if len(verts) else extent
+    verts = np.asarray(obj.mesh.vertices)  # the canonical box (apply_stretch's factor)
+    extent = verts.max(0) - verts.min(0)
     return {
         "pose": Pose(R, t, pose.s * stretch_factor(extent, a)),
         "stretch": [float(x) for x in a],

@@ -23,7 +23,13 @@ from scenemaker.render import candidates as C
 STAGES = ("_place", "visible_icp", "_dense", "local_search", "_evaluate", "_score_state")
 
 
-def render_cost() -> list[tuple[int, int, float]]:
+def reference_render_ms() -> float:
+    """This machine's speed, for comparing timings taken on other days: ms per candidate of
+    the 1,280-face, 64 px row of :func:`render_cost`."""
+    return next(ms for faces, tile, ms in render_cost((3,), (64,)) if faces == 1280)
+
+
+def render_cost(subdivisions=(1, 2, 3, 4), tiles=(40, 64)) -> list[tuple[int, int, float]]:
     """(faces, tile px, ms per candidate) for icospheres of 80-5,120 faces, 640 random poses
     in batches of 64, best of 3."""
     import trimesh
@@ -35,10 +41,10 @@ def render_cost() -> list[tuple[int, int, float]]:
     M = C.pose_matrices(R, np.tile([0.0, 0.0, 3.0], (640, 1)), np.ones(640))
     rows = []
     try:
-        for sub in (1, 2, 3, 4):
+        for sub in subdivisions:
             mesh = trimesh.creation.icosphere(subdivisions=sub)
             renderer.set_mesh(np.asarray(mesh.vertices) * [1.0, 0.6, 0.8], np.asarray(mesh.faces))
-            for tile in (40, 64):
+            for tile in tiles:
                 Kc = K.copy()
                 Kc[:2] *= tile / 96
                 renderer.render(Kc, M[:64], tile, tile)  # warm
@@ -65,7 +71,8 @@ def chain_breakdown(scenes: int) -> dict:
     from scenemaker.refine.render_compare import RenderCompareRefiner
     from scenemaker.synth.dataset import list_scenes
 
-    dit, refiner = DiTPoseEstimator(samples=8), RenderCompareRefiner()
+    # one process: the renders are counted here (the default searches objects in workers)
+    dit, refiner = DiTPoseEstimator(samples=8), RenderCompareRefiner(workers=1)
     stat = collections.defaultdict(lambda: [0, 0.0])
     recording = [False]  # only the timed runs count
     original = C.CandidateRenderer.render

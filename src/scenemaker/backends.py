@@ -186,7 +186,7 @@ def build_backend(kind: str, config):
 
             return cls(icp=FitRefiner(seed=config.seed))
         if name == "render":
-            return cls(seed=config.seed, stretch=config.stretches)
+            return cls(seed=config.seed, stretch=config.stretches, workers=config.refine_workers)
         if name in ("icp", "fit"):
             return cls(seed=config.seed)
         return cls()

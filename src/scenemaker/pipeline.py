@@ -142,6 +142,8 @@ class SceneMakerPipeline:
         refiner = self.backend("refiner")
         if hasattr(refiner, "check"):  # e.g. no OpenGL: say so before any work is done
             refiner.check()
+        if hasattr(refiner, "warm") and start <= STAGES.index("refine"):
+            refiner.warm()  # its worker processes start while the other stages run
         if not out.exists():  # a run that stops before any stage finished leaves nothing
             out.mkdir(parents=True)
             try:

@@ -59,6 +59,9 @@ class PipelineConfig:
     """"auto" (the render refiner also fits the proportions of retrieved meshes, another
     object of the category, refine/stretch.py; not the oracle's, the objects' own, nor the
     lift's, made from the observation: there it lowered validation IoU-B), "on", "off"."""
+    refine_workers: int = 0
+    """Processes the render refiner searches objects in, side by side (0: one per core, at
+    most one per object; 1: the main process only). The poses do not depend on it."""
     usd: bool = False
     device: str = "cpu"
     dtype: str | None = None
@@ -103,6 +106,10 @@ class PipelineConfig:
             bad("steps", self.pose_steps, "an integer in 1..1000")
         if self.stretch not in ("auto", "on", "off"):
             bad("stretch", self.stretch, "auto | on | off")
+        if isinstance(self.refine_workers, bool) or not (
+            isinstance(self.refine_workers, int) and 0 <= self.refine_workers <= 1024
+        ):
+            bad("refine-workers", self.refine_workers, "an integer in 0..1024 (0: one per core)")
         if not 1 <= self.pose_samples <= 256:
             bad("pose-samples", self.pose_samples, "an integer in 1..256")
         if not 64 <= self.max_side <= 16384:

@@ -41,7 +41,7 @@ STAGE_SETTINGS = {
     "export": ("usd",),
 }  # fmt: skip
 # settings that change where or how fast a stage runs, not what it writes
-RUNTIME_SETTINGS = ("device", "cpu_offload", "external_timeout")
+RUNTIME_SETTINGS = ("device", "cpu_offload", "external_timeout", "refine_workers")
 # settings that may name a local file or folder: its content is part of the fingerprint
 FILE_SETTINGS = ("masks", "depth_file", "lora", "pose_weights", "segmenter_model", "depth_model",
                  "deocclusion_model", "generator_model")  # fmt: skip

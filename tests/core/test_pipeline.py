@@ -457,16 +457,20 @@ def test_run_without_opengl_stops_with_one_line_before_any_work(
     assert not (out / "perception").exists() and not (out / "scene.glb").exists()
 
 
-def test_pose_samples_setting_is_checked(frame, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "option, expected",
+    [(("--pose-samples", "0"), "--pose-samples 0: expected an integer in 1..256"),
+     (("--refine-workers", "-1"), "--refine-workers -1: expected an integer in 0..1024")],
+)  # fmt: skip
+def test_pose_samples_and_workers_settings_are_checked(frame, tmp_path, capsys, option, expected):
     from scenemaker.cli import main
 
     code = main(["run", str(frame["image"]), "--out", str(tmp_path / "o"), "--masks",
                  str(frame["masks"]), "--depth-file", str(frame["depth"]), "--K", frame["K"],
-                 "--pose-samples", "0", "--quiet"])  # fmt: skip
+                 *option, "--quiet"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert (
-        code == 2 and len(err) == 1 and "--pose-samples 0: expected an integer in 1..256" in err[0]
-    )
+    assert code == 2 and len(err) == 1 and expected in err[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_stretch_setting_reaches_the_refiner_and_is_checked(frame, tmp_path, capsys):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry.validation import mesh_problem
 from ..render.candidates import render_mesh
 from ..scene import Pose
 from .confidence import confidence, pose_distance  # noqa: F401  (re-exported)
@@ -34,14 +33,12 @@ from .hypotheses import (
     _near,
     align_up,
     distinct,
-    finite_pose,
     orthonormal_pose,
     rotation_hypotheses,
-    same_pose,
 )
 from .local_search import local_search
 from .render_settings import ObjectRefinement, RenderCompareSettings
-from .scoring import CropObservation, crop_observation, depth_shift, score_depths
+from .scoring import CropObservation, depth_shift, score_depths
 
 
 class _Object:
@@ -62,9 +59,16 @@ class RenderCompareRefiner:
 
     name = "render"
 
-    def __init__(self, settings: RenderCompareSettings | None = None, seed: int = 0, **kw):
+    def __init__(self, settings: RenderCompareSettings | None = None, seed: int = 0,
+                 workers: int = 0, **kw):  # fmt: skip
         self.settings = settings or RenderCompareSettings(seed=seed, **kw)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"render refiner: workers must be an integer >= 0, got {workers!r}")
+        self.workers = workers
+        """Processes searching objects side by side: 0 one per core (at most one per object),
+        1 this process only."""
         self._renderer = None
+        self._states = {}  # object -> its search's state, for the consistency step
         self.trace: list | None = None  # set to [] to keep each object's stages (diagnostics)
 
     # the Refiner protocol: poses in, poses out (``points`` is not used: the observed points
@@ -75,19 +79,19 @@ class RenderCompareRefiner:
     def refine_detailed(self, poses, meshes, observation, hypotheses=None, on_object=None):
         """One :class:`ObjectRefinement` per object. ``hypotheses[k]`` (a list of poses) is
         object k's pool; without it the pool is ``[poses[k]]``. ``on_object()`` is called as
-        each object is done (progress)."""
+        each object is done (progress). Objects are searched side by side in worker processes
+        (``workers``, refine/parallel.py); each object's search depends only on the frame and
+        its own seed, so the poses are those of one process."""
         if observation is None:
             raise ValueError("render-and-compare refinement needs the observation")
         if len(poses) != len(meshes) or len(meshes) != len(observation.masks):
             raise ValueError(
                 f"got {len(poses)} poses, {len(meshes)} meshes, {len(observation.masks)} masks"
             )
+        from .parallel import make_tasks, run_tasks
+
         st = self.settings
         depth = np.where(np.isfinite(observation.depth), observation.depth, 0.0)
-        all_points = [  # the pose model read the same points: computed once per frame
-            observation.points(k, 256, st.seed) if m.any() else None
-            for k, m in enumerate(observation.masks)
-        ]
         self._plane = None
         if st.support_plane:
             from .support import estimate_support_plane
@@ -95,65 +99,18 @@ class RenderCompareRefiner:
             self._plane = estimate_support_plane(
                 depth, observation.K, observation.masks, seed=st.seed
             )
-        results = []
+        self._states = {}
+        results, tasks = make_tasks(st, poses, meshes, observation, depth, hypotheses)
+        done = (lambda: None) if on_object is None else on_object
+        for _ in range(sum(r is not None for r in results)):
+            done()  # objects decided without a search
+        parallel = self.trace is None and not st.consistency  # those need this process's state
         states = {}
-        for k, mesh in enumerate(meshes):
-            if on_object is not None and k > 0:
-                on_object()  # object k - 1 is done
-            pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
-            if poses[k] is not None and not any(same_pose(p, poses[k]) for p in pool):
-                pool.insert(0, poses[k])
-            pool = [p for p in pool if finite_pose(p)]
-            given = poses[k] if poses[k] is not None and finite_pose(poses[k]) else None
-            if not pool:
-                results.append(ObjectRefinement(given, note="no pose hypothesis"))
-                continue
-            fallback = given if given is not None else pool[0]
-            problem = mesh_problem(mesh)
-            if problem:
-                results.append(ObjectRefinement(fallback, note=problem))
-                continue
-            mask = observation.masks[k]
-            pts = all_points[k]
-            if pts is None or len(pts) < st.min_points:
-                n = 0 if pts is None else len(pts)
-                results.append(
-                    ObjectRefinement(fallback, note=f"only {n} observed points: pose kept")
-                )
-                continue
-            others = [p for j, p in enumerate(all_points) if j != k and p is not None and len(p)]
-            from scipy.spatial import cKDTree
-
-            self._others = cKDTree(np.concatenate(others)) if others else None
-            other = np.zeros_like(mask)
-            for j, m in enumerate(observation.masks):
-                if j != k:
-                    other |= m
-            coarse = crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile)
-            fine = crop_observation(depth, observation.K, mask, other, max_tile=st.tile)
-            from ..geometry.sampling import sample_surface
-
-            samples, _ = sample_surface(mesh, 256, seed=st.seed + k)
-            vertices, faces = render_mesh(mesh, st.max_faces)
-            renderer = self._get_renderer()
-            coarse_mesh = (
-                render_mesh((vertices, faces), st.coarse_faces)
-                if st.coarse_faces and len(faces) > st.coarse_faces
-                else (vertices, faces)
-            )
-            obj = _Object(mesh, pts, coarse, fine, samples, (vertices, faces))
-            self._obj = obj
-            try:
-                renderer.set_mesh(*coarse_mesh)  # the rotation stage's mesh
-                found = self._search(obj, pool, renderer, k)
-                if st.rescue_score is not None and found.score > st.rescue_score:
-                    found = self._rescue(obj, pool, renderer, k, found, coarse_mesh)
-                results.append(found)
-                states[k] = (obj, vertices, faces, self._others, self._prior)
-            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
-                results.append(ObjectRefinement(fallback, note=f"search failed: {exc}"))
-        if on_object is not None and len(meshes):
-            on_object()
+        for task, result in run_tasks(self, tasks, self.workers if parallel else 1):
+            results[task.k] = result
+            if task.k in self._states:
+                states[task.k] = self._states.pop(task.k)
+            done()
         if st.consistency and len(states) > 1:
             from .consistency import resolve_interpenetration
 
@@ -163,6 +120,38 @@ class RenderCompareRefiner:
                 k = int(note.split()[1])
                 results[k].note = note if results[k].note is None else f"{results[k].note}; {note}"
         return results
+
+    def run_task(self, task, plane) -> ObjectRefinement:
+        """Search one object (a :class:`~.parallel.ObjectTask`) in this process."""
+        from ..geometry.sampling import sample_surface
+
+        st = self.settings
+        self._plane = plane
+        self._others = None
+        if task.others is not None:
+            from scipy.spatial import cKDTree
+
+            self._others = cKDTree(task.others)
+        mesh = task.mesh
+        samples, _ = sample_surface(mesh, 256, seed=st.seed + task.k)
+        vertices, faces = render_mesh(mesh, st.max_faces)
+        renderer = self._get_renderer()
+        coarse_mesh = (
+            render_mesh((vertices, faces), st.coarse_faces)
+            if st.coarse_faces and len(faces) > st.coarse_faces
+            else (vertices, faces)
+        )
+        obj = _Object(mesh, task.points, task.coarse, task.fine, samples, (vertices, faces))
+        self._obj = obj
+        try:
+            renderer.set_mesh(*coarse_mesh)  # the rotation stage's mesh
+            found = self._search(obj, task.pool, renderer, task.k)
+            if st.rescue_score is not None and found.score > st.rescue_score:
+                found = self._rescue(obj, task.pool, renderer, task.k, found, coarse_mesh)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            return ObjectRefinement(task.fallback, note=f"search failed: {exc}")
+        self._states[task.k] = (obj, vertices, faces, self._others, self._prior)
+        return found
 
     def _score_state(self, state, pose: Pose) -> float:
         """Score of one object's pose, from the state its search left."""
@@ -185,6 +174,12 @@ class RenderCompareRefiner:
         renderer = self._get_renderer()
         if renderer._ctx is None:
             renderer._init_gl()
+
+    def warm(self) -> None:
+        """Start the worker processes (refine/parallel.py) now, while other stages run."""
+        from .parallel import warm
+
+        warm(self.workers)
 
     def _get_renderer(self):
         if self._renderer is None:

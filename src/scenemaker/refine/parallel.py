@@ -1,0 +1,182 @@
+"""Objects refined side by side: the render-and-compare search of each object runs in a pool
+of worker processes (one per core, at most one per object), each with its own OpenGL context.
+
+Each object's search depends only on the frame (its crops, the observed points, the support
+plane) and its own seeds, so the poses are exactly those one process finds; a worker process
+that dies (out of memory, a driver crash) hands its objects back to this process. The pool is
+``loky``'s reusable executor: started once (:func:`warm` starts it early, while other stages
+run), kept between frames, and closed after ``IDLE_SECONDS`` without work.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..scene import Pose
+from .scoring import CropObservation
+
+IDLE_SECONDS = 300
+# one rasteriser thread and one BLAS / OpenMP thread per worker: the workers fill the cores
+_WORKER_ENV = {"LP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1"}  # fmt: skip
+
+
+@dataclass
+class ObjectTask:
+    """What one object's search needs, and nothing of the rest of the frame."""
+
+    k: int
+    mesh: object  # geometry only (trimesh.Trimesh): cheap to send to a worker
+    pool: list[Pose]
+    fallback: Pose
+    points: np.ndarray  # (N, 3) observed points of the object
+    others: np.ndarray | None  # (M, 3) observed points of the other objects
+    coarse: CropObservation
+    fine: CropObservation
+
+
+def make_tasks(st, poses, meshes, observation, depth, hypotheses):
+    """(results, tasks): ``results[k]`` is already decided (an ObjectRefinement) for an object
+    that cannot be searched (no pose, a broken mesh, too few observed points) and None for
+    the others, each of which has a task."""
+    import trimesh
+
+    from ..geometry.validation import mesh_problem
+    from .hypotheses import finite_pose, same_pose
+    from .render_settings import ObjectRefinement
+    from .scoring import crop_observation
+
+    all_points = [  # the pose model read the same points: computed once per frame
+        observation.points(k, 256, st.seed) if m.any() else None
+        for k, m in enumerate(observation.masks)
+    ]
+    results, tasks = [], []
+    for k, mesh in enumerate(meshes):
+        results.append(None)
+        pool = list(hypotheses[k]) if hypotheses is not None and hypotheses[k] else []
+        if poses[k] is not None and not any(same_pose(p, poses[k]) for p in pool):
+            pool.insert(0, poses[k])
+        pool = [p for p in pool if finite_pose(p)]
+        given = poses[k] if poses[k] is not None and finite_pose(poses[k]) else None
+        if not pool:
+            results[k] = ObjectRefinement(given, note="no pose hypothesis")
+            continue
+        fallback = given if given is not None else pool[0]
+        problem = mesh_problem(mesh)
+        if problem:
+            results[k] = ObjectRefinement(fallback, note=problem)
+            continue
+        pts = all_points[k]
+        if pts is None or len(pts) < st.min_points:
+            n = 0 if pts is None else len(pts)
+            results[k] = ObjectRefinement(fallback, note=f"only {n} observed points: pose kept")
+            continue
+        others = [p for j, p in enumerate(all_points) if j != k and p is not None and len(p)]
+        mask = observation.masks[k]
+        other = np.zeros_like(mask)
+        for j, m in enumerate(observation.masks):
+            if j != k:
+                other |= m
+        geometry = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces),
+                                   process=False)  # fmt: skip
+        tasks.append(
+            ObjectTask(
+                k, geometry, pool, fallback, pts, np.concatenate(others) if others else None,
+                crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile),
+                crop_observation(depth, observation.K, mask, other, max_tile=st.tile),
+            )
+        )  # fmt: skip
+    return results, tasks
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int, objects: int) -> int:
+    """Processes for ``objects`` searches: ``workers`` (0: one per core), at most one each."""
+    return max(1, min(workers or cores(), objects))
+
+
+def executor(workers: int):
+    from loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=workers, timeout=IDLE_SECONDS, env=_WORKER_ENV)
+
+
+def warm(workers: int) -> None:
+    """Start the worker processes now (imports, GL context) without waiting for them."""
+    workers = resolve_workers(workers, cores())
+    if workers > 1:
+        pool = executor(workers)
+        for _ in range(workers):
+            pool.submit(_warm_worker)
+
+
+_WORKER = None  # a worker process's own refiner: its GL context lives as long as the process
+
+
+def _worker_refiner(settings):
+    global _WORKER
+    from .render_compare import RenderCompareRefiner
+
+    if _WORKER is None:
+        _WORKER = RenderCompareRefiner(settings, workers=1)
+    _WORKER.settings = settings
+    return _WORKER
+
+
+def _warm_worker() -> int:
+    from .render_settings import RenderCompareSettings
+
+    _worker_refiner(RenderCompareSettings()).check()
+    return os.getpid()
+
+
+def _run_in_worker(settings, plane, task: ObjectTask):
+    refiner = _worker_refiner(settings)
+    try:
+        return refiner.run_task(task, plane)
+    finally:
+        refiner._states.clear()
+
+
+def run_tasks(refiner, tasks: list[ObjectTask], workers: int):
+    """Yield (task, ObjectRefinement) as each object's search ends."""
+    workers = resolve_workers(workers, len(tasks))
+    pending = list(tasks)
+    if workers > 1:
+        from concurrent.futures import as_completed
+
+        from loky.process_executor import BrokenProcessPool
+
+        # the objects with the most pixels first: they tend to take longest
+        order = sorted(pending, key=lambda t: -int(t.fine.own_pixels) * t.fine.stride**2)
+        why = "a worker process failed"
+        try:
+            pool = executor(workers)
+            futures = {
+                pool.submit(_run_in_worker, refiner.settings, refiner._plane, t): t for t in order
+            }
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    continue  # searched below, in this process
+                pending.remove(task)
+                yield task, result
+        except (BrokenProcessPool, OSError) as exc:
+            why = f"the worker processes failed ({exc})"
+        if pending:
+            warnings.warn(f"render refiner: {why}; {len(pending)} object(s) searched in this "
+                          "process instead", stacklevel=2)  # fmt: skip
+    for task in pending:
+        yield task, refiner.run_task(task, refiner._plane)

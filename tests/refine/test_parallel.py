@@ -1,0 +1,92 @@
+"""Objects searched side by side in worker processes (refine/parallel.py)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import trimesh
+from test_render_compare import _asymmetric_mesh, _frame, _yaw
+
+from scenemaker.geometry.canonical import canonicalize_mesh
+from scenemaker.refine import parallel
+from scenemaker.refine.render_compare import RenderCompareRefiner
+from scenemaker.scene import Pose
+
+
+@pytest.fixture(scope="module")
+def three_objects():
+    chair = _asymmetric_mesh()
+    box = canonicalize_mesh(trimesh.creation.box((1.0, 0.6, 0.7)))[0]
+    cone = canonicalize_mesh(trimesh.creation.cone(0.4, 1.0, sections=12))[0]
+    height = 0.8 / 2 * (chair.bounds[1, 1] - chair.bounds[0, 1]) / 2
+    observation, truth = _frame(
+        chair, Pose(_yaw(35), np.array([0.0, height, 0.0]), 0.8), size=(192, 144),
+        extra=[(box, Pose(_yaw(-20), np.array([0.75, 0.1, -0.3]), 0.35)),
+               (cone, Pose(np.eye(3), np.array([-0.7, 0.22, -0.2]), 0.45))],
+    )  # fmt: skip
+    # starts off by a turn and a size error, as the pose model's samples would be
+    starts = [Pose(t.R @ _yaw(40), t.t + 0.03, t.s * 1.15) for t in truth]
+    return observation, [chair, box, cone], starts
+
+
+def _refine(workers, observation, meshes, starts):
+    refiner = RenderCompareRefiner(seed=0, workers=workers)
+    try:
+        return refiner.refine_detailed(starts, meshes, observation, [[s] for s in starts])
+    finally:
+        refiner.close()
+
+
+def _same(a, b):
+    assert [r.note for r in a] == [r.note for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x.pose.R, y.pose.R) and np.array_equal(x.pose.t, y.pose.t)
+        assert x.pose.s == y.pose.s and x.score == y.score and x.renders == y.renders
+
+
+def test_worker_processes_find_the_poses_one_process_finds(three_objects):
+    one = _refine(1, *three_objects)
+    two = _refine(2, *three_objects)
+    _same(one, two)
+    assert all(r.score is not None and r.score < 0.2 for r in one)
+    # the searches did run elsewhere: the pool holds two live processes other than this one
+    pids = {pid for pid in parallel.executor(2)._processes}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+class _KillsItsReader(trimesh.Trimesh):
+    """A mesh whose copy kills the process that unpickles it (a worker that dies mid-frame)."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_a_dying_worker_hands_its_objects_back(three_objects):
+    observation, meshes, starts = three_objects
+    expected = _refine(1, observation, meshes, starts)
+    refiner = RenderCompareRefiner(seed=0, workers=2)
+    original = parallel.make_tasks
+
+    def hostile(*args, **kw):
+        results, tasks = original(*args, **kw)
+        mesh = tasks[0].mesh
+        tasks[0].mesh = _KillsItsReader(mesh.vertices, mesh.faces, process=False)
+        return results, tasks
+
+    try:
+        parallel.make_tasks = hostile
+        with pytest.warns(UserWarning, match="searched in this process instead"):
+            got = refiner.refine_detailed(starts, meshes, observation, [[s] for s in starts])
+    finally:
+        parallel.make_tasks = original
+        refiner.close()
+    _same(expected, got)
+    _same(expected, _refine(2, observation, meshes, starts))  # the pool starts afresh
+
+
+def test_bad_worker_count_is_refused_by_name():
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers must be an integer >= 0"):
+            RenderCompareRefiner(workers=bad)

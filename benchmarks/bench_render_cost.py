@@ -20,7 +20,7 @@ from _results import write_section
 
 from scenemaker.render import candidates as C
 
-STAGES = ("_place", "visible_icp", "_dense", "local_search", "_evaluate", "_score_state")
+STAGES = ("_place", "visible_icp", "dense_refine", "local_search", "_evaluate", "_score_state")
 
 
 def reference_render_ms() -> float:

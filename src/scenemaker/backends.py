@@ -165,6 +165,8 @@ def build_backend(kind: str, config):
             return cls(config.external_command, timeout=config.external_timeout)
         if name in ("shap-e", "hunyuan3d"):
             return cls(seed=config.seed, **_hf(config, config.generator_model))
+        if name == "retrieval":
+            return cls(alternatives=config.mesh_candidates - 1)
         return cls()
     if kind == "pose":
         if name == "dit":

@@ -52,6 +52,9 @@ def add_run(sub) -> None:
     g.add_argument("--generator", default="retrieval",
                    help="retrieval | lift | oracle | shap-e | hunyuan3d | external")  # fmt: skip
     g.add_argument("--generator-model", default=None, help="model id or local folder")
+    g.add_argument("--mesh-candidates", type=int, default=2,
+                   help="retrieval: meshes proposed per object; the refine stage keeps the one "
+                   "that explains the photo best")  # fmt: skip
     g.add_argument("--external-command", default=None,
                    help="command template run without a shell, e.g. 'python gen.py {image} {out_mesh}'")  # fmt: skip
     g.add_argument("--external-timeout", type=float, default=600.0, help="seconds per object")

@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import BackendError, InputError
 from .io_utils import atomic_write_json
+from .object_records import object_records
 from .pipeline_config import DTYPES, PIPELINE_SCHEMA, STAGES, PipelineConfig  # noqa: F401
 from .scene import Scene
 from .scene_assembly import build_scene
@@ -50,7 +51,6 @@ from .stage_outputs import (
     Perception,
     Poses,
     Refinement,
-    object_records,
 )
 from .stage_timing import StageTimer, peak_rss_mb, reset_peak_rss
 
@@ -416,6 +416,10 @@ class SceneMakerPipeline:
                     kwargs["on_object"] = bar.update
                 if only is not None and "only" in accepts:
                     kwargs["only"] = [have.index(only)]
+                if "alternatives" in accepts:  # other candidate meshes (--mesh-candidates)
+                    kwargs["alternatives"] = [
+                        [a.mesh for a in meshes.meshes[k].alternatives] for k in have
+                    ]
                 details = refiner.refine_detailed(
                     sub_poses, sub_meshes, observation, pool, **kwargs
                 )
@@ -449,8 +453,10 @@ class SceneMakerPipeline:
         label_png = read_png(out / "perception" / "masks.png")
         for obj in scene.objects:
             index = obj.instance_id - 2
-            stretched = refined.stretch(index) is not None  # the refiner fitted its proportions
-            obj.mesh_file = (Refinement if stretched else Object3D).mesh_file(index)
+            if refined.stretch(index) is not None:  # the refiner fitted its proportions
+                obj.mesh_file = Refinement.mesh_file(index)
+            else:  # the candidate mesh the refiner chose
+                obj.mesh_file = Object3D.mesh_file(index, refined.choice(index))
             obj.mask_file = f"masks/object_{index:02d}.png"
             write_png(out / obj.mask_file, ((label_png == index + 1) * 255).astype(np.uint8))
         from .colour import colour_scene  # photo colours baked into textures; never raises

@@ -42,6 +42,9 @@ class PipelineConfig:
     generator: str = "retrieval"
     """"retrieval" (embedded), "lift" (embedded), "oracle", "shap-e", "hunyuan3d", "external"."""
     generator_model: str | None = None
+    mesh_candidates: int = 2
+    """Meshes the retrieval generator proposes per object (its best matches); the refine
+    stage searches a placement for each and keeps the one that explains the photo best."""
     external_command: str | None = None
     external_timeout: float = 600.0
     pose: str = "dit"
@@ -110,6 +113,10 @@ class PipelineConfig:
             isinstance(self.refine_workers, int) and 0 <= self.refine_workers <= 1024
         ):
             bad("refine-workers", self.refine_workers, "an integer in 0..1024 (0: one per core)")
+        if isinstance(self.mesh_candidates, bool) or not (
+            isinstance(self.mesh_candidates, int) and 1 <= self.mesh_candidates <= 16
+        ):
+            bad("mesh-candidates", self.mesh_candidates, "an integer in 1..16")
         if not 1 <= self.pose_samples <= 256:
             bad("pose-samples", self.pose_samples, "an integer in 1..256")
         if not 64 <= self.max_side <= 16384:

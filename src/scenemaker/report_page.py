@@ -385,9 +385,12 @@ def _objects(out: Path, scene: Scene, report: dict, labels: list[str], renders: 
         cells.append(_num(obj.confidence) if obj is not None else "–")
         cells.append(_num(renders.get("iou", {}).get(k)))
         source = sources[k] if k < len(sources) and isinstance(sources[k], dict) else {}
-        origin = str(source.get("source") or source.get("error") or "–")
         per = report.get("per_object") if isinstance(report.get("per_object"), list) else []
-        scales = per[k].get("stretch") if k < len(per) and isinstance(per[k], dict) else None
+        entry = per[k] if k < len(per) and isinstance(per[k], dict) else {}  # mesh: the chosen
+        origin = str(entry.get("mesh") or source.get("source") or source.get("error") or "–")
+        if isinstance(entry.get("mesh_candidates"), int) and entry["mesh_candidates"] > 1:
+            origin += f" (best of {entry['mesh_candidates']} candidates)"
+        scales = entry.get("stretch")
         if isinstance(scales, list) and all(isinstance(a, int | float) for a in scales):
             origin += " (stretched " + " x ".join(f"{a:.2f}" for a in scales) + ")"
         cells.append(html.escape(origin))
@@ -445,6 +448,7 @@ def _page(out: Path, scene: Scene, report: dict, metrics: dict, notes: list[str]
     script = model_viewer_path() if "<model-viewer" in viewer else None
     mv = script.read_text(encoding="utf-8").replace("</script", "<\\/script") if script else ""
     own = (Path(__file__).with_name("report_page.js")).read_text(encoding="utf-8")
+    css = (Path(__file__).with_name("report_page.css")).read_text(encoding="utf-8")
     title = html.escape(f"SceneMaker report: {out.resolve().name}")
     sections = [
         f"<h1>{title}</h1><p>{html.escape(summary)}</p>",
@@ -471,29 +475,9 @@ def _page(out: Path, scene: Scene, report: dict, metrics: dict, notes: list[str]
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style><script>{own}</script>"
+        f"<title>{title}</title><style>{css}</style><script>{own}</script>"
         + (f"<script>{mv}</script>" if mv else "")
         + "</head><body>"
         + "\n".join(sections)
         + "</body></html>\n"
     )
-
-
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#222;background:#fafafa}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:20px 0 6px}
-.row{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;width:min(100%,400px)}
-figcaption{font-weight:600;margin-bottom:4px}
-.stack{position:relative;width:100%;overflow:hidden;background:#2b2f36}
-.stack>img{position:absolute;left:0;top:0;width:100%;height:100%;image-rendering:auto}
-.view3d{background:#2b2f36}.view3d>img.behind{display:none}
-.view3d.with-photo>img.behind{display:block}
-.view3d model-viewer{position:absolute;--poster-color:transparent;background:transparent}
-.controls,.legend{margin-top:4px;font-size:12px}
-.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 2px 0 6px}
-table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:3px 8px;
-text-align:left;vertical-align:middle}img.crop,img.thumb{width:96px;height:96px;
-object-fit:contain;display:block;background:#eee}
-table.stages td:last-child{width:240px}.bar{display:block;height:10px;background:#4a78c2}
-.missing{padding:24px;background:#eee;color:#666}.small{font-size:12px;color:#666}
-"""

@@ -228,16 +228,28 @@ class Object3D:
             raise ValueError(f"{len(self.meshes)} meshes, {len(self.errors)} errors")
 
     @staticmethod
-    def mesh_file(k: int) -> str:
-        return f"object3d/object_{k:02d}.glb"
+    def mesh_file(k: int, choice: int = 0) -> str:
+        """Object k's mesh (``choice`` j > 0: its j-th alternative candidate mesh)."""
+        return (
+            f"object3d/object_{k:02d}.glb"
+            if choice == 0
+            else f"object3d/object_{k:02d}_alt_{choice}.glb"
+        )
 
     def have(self) -> list[int]:
         """Indices of the objects with a mesh."""
         return [k for k, m in enumerate(self.meshes) if m is not None]
 
     def save_mesh(self, out: Path, k: int) -> None:
-        """One object's GLB (written as soon as it is made, so progress is visible)."""
-        atomic_write_bytes(out / self.mesh_file(k), self.meshes[k].mesh.export(file_type="glb"))
+        """One object's GLB and its alternatives' (written as soon as they are made, so progress
+        is visible); an earlier run's extra alternatives are removed."""
+        generated = self.meshes[k]
+        for j, candidate in enumerate([generated, *generated.alternatives]):
+            atomic_write_bytes(out / self.mesh_file(k, j), candidate.mesh.export(file_type="glb"))
+        for old in (out / self.stage).glob(f"object_{k:02d}_alt_*.glb"):
+            if old.name not in {Path(self.mesh_file(k, j)).name
+                                for j in range(1, 1 + len(generated.alternatives))}:  # fmt: skip
+                old.unlink()
 
     def save(self, out: Path, meshes_written: bool = False) -> None:
         records = []
@@ -253,6 +265,9 @@ class Object3D:
                     "source": generated.source,
                     "textured": generated.textured,
                     "initial_pose": None if pose is None else pose.to_dict(),
+                    "alternatives": [
+                        {"source": a.source, "textured": a.textured} for a in generated.alternatives
+                    ],
                 }
             )
         atomic_write_json(out / self.stage / "objects.json", {"schema": self.schema,
@@ -277,15 +292,24 @@ class Object3D:
                 meshes.append(None)
                 errors.append(str(rec["error"]))
                 continue
-            glb = out / cls.mesh_file(k)
-            with _reading(glb):
-                mesh = trimesh.load(glb, force="mesh", process=False)
-                if len(getattr(mesh, "faces", ())) == 0:
-                    raise ValueError("no triangles")
+            loaded = []
+            with _reading(path):
+                candidates = [rec, *rec.get("alternatives", [])]
+                if not all(isinstance(c, dict) and "source" in c for c in candidates):
+                    raise ValueError("each alternative needs its source")
+            for j, candidate in enumerate(candidates):
+                glb = out / cls.mesh_file(k, j)
+                with _reading(glb):
+                    mesh = trimesh.load(glb, force="mesh", process=False)
+                    if len(getattr(mesh, "faces", ())) == 0:
+                        raise ValueError("no triangles")
+                textured = bool(candidate.get("textured"))
+                loaded.append(CanonicalMesh(mesh, candidate["source"], None, textured))
             with _reading(path):
                 pose = rec["initial_pose"]
-                pose = None if pose is None else Pose.from_dict(pose)
-                meshes.append(CanonicalMesh(mesh, rec["source"], pose, bool(rec["textured"])))
+                loaded[0].initial_pose = None if pose is None else Pose.from_dict(pose)
+                loaded[0].alternatives = loaded[1:]
+                meshes.append(loaded[0])
                 errors.append(None)
         return cls(meshes, errors)
 
@@ -372,18 +396,30 @@ class Refinement:
         record = self.records[k] if k < len(self.records) else None
         return record.get("stretch") if isinstance(record, dict) else None
 
+    def choice(self, k: int) -> int:
+        """Which of object k's candidate meshes the refiner chose (0: the generator's first)."""
+        record = self.records[k] if k < len(self.records) else None
+        return int(record.get("mesh_choice") or 0) if isinstance(record, dict) else 0
+
     def placed_meshes(self, meshes: list) -> list:
-        """The generated meshes (``CanonicalMesh`` or None) as the poses place them: a copy
-        with the stretched mesh where the refiner stretched one (refine/stretch.py)."""
+        """The generated meshes (``CanonicalMesh`` or None) as the poses place them: the
+        candidate the refiner chose, stretched where it stretched it (refine/stretch.py)."""
         from dataclasses import replace
 
         from .refine.stretch import apply_stretch
 
         out = list(meshes)
         for k, generated in enumerate(meshes):
+            if generated is None:
+                continue
+            candidates = [generated, *generated.alternatives]
+            if self.choice(k) >= len(candidates):
+                raise InputError(f"refine/poses.json: object {k} chose mesh {self.choice(k)} "
+                                 f"of {len(candidates)}; rerun from the refine stage")  # fmt: skip
+            out[k] = candidates[self.choice(k)]
             a = self.stretch(k)
-            if generated is not None and a is not None:
-                out[k] = replace(generated, mesh=apply_stretch(generated.mesh, a)[0])
+            if a is not None:
+                out[k] = replace(out[k], mesh=apply_stretch(out[k].mesh, a)[0])
         return out
 
     def save_meshes(self, out: Path, placed: list) -> None:
@@ -407,6 +443,9 @@ class Refinement:
             if not all(c is None or isinstance(c, (int, float)) for c in confidences):
                 raise ValueError("confidences must be numbers or null")
             for record in records:
+                choice = record.get("mesh_choice") if isinstance(record, dict) else None
+                if choice is not None and not (isinstance(choice, int) and choice >= 0):
+                    raise ValueError(f"mesh_choice must be an integer >= 0, got {choice!r}")
                 a = record.get("stretch") if isinstance(record, dict) else None
                 if a is not None and not (
                     isinstance(a, list) and len(a) == 3
@@ -416,50 +455,3 @@ class Refinement:
             if not isinstance(records, list) or len(records) != len(poses):
                 raise ValueError("per-object records do not match poses")
         return cls(poses, skipped, confidences, records)
-
-
-# ---------------------------------------------------------------------------- per object
-@dataclass
-class ObjectRecord:
-    """Everything the stages decided about one object."""
-
-    index: int
-    label: str
-    score: float | None
-    pixels: int
-    mesh_source: str | None
-    pose: Pose | None
-    confidence: float | None
-    skipped: str | None
-    note: str | None = None
-    stretch: list | None = None  # the refiner's scales of the mesh's axes, if it stretched it
-
-    def to_dict(self) -> dict:
-        return {
-            "index": self.index,
-            "label": self.label,
-            "detector_score": self.score,
-            "visible_pixels": self.pixels,
-            "mesh": self.mesh_source,
-            "placed": self.pose is not None,
-            "confidence": self.confidence,
-            "skipped": self.skipped,
-            "note": self.note,
-            "stretch": self.stretch,
-        }
-
-
-def object_records(frame: Frame, meshes: Object3D, refined: Refinement) -> list[ObjectRecord]:
-    """One :class:`ObjectRecord` per object of the frame, joining every stage's output."""
-    records = []
-    for k in range(len(frame)):
-        mesh = meshes.meshes[k]
-        detail = refined.records[k] or {}
-        records.append(
-            ObjectRecord(
-                k, frame.labels[k], frame.scores[k], int(frame.masks[k].sum()),
-                None if mesh is None else mesh.source, refined.poses[k], refined.confidences[k],
-                refined.skipped.get(k), detail.get("note"), refined.stretch(k),
-            )
-        )  # fmt: skip
-    return records

@@ -35,7 +35,7 @@ STAGE_SETTINGS = {
                    "depth_file", "depth_scale", "invalid_depth", "K", "fov", "depth_model",
                    "max_side", "dtype"),
     "deocclusion": ("deocclusion", "deocclusion_model", "lora", "seed"),
-    "object3d": ("generator", "generator_model", "external_command", "seed"),
+    "object3d": ("generator", "generator_model", "mesh_candidates", "external_command", "seed"),
     "pose": ("pose", "pose_weights", "pose_steps", "guidance", "pose_samples", "seed"),
     "refine": ("refine", "stretch", "seed"),
     "export": ("usd",),

@@ -436,6 +436,43 @@ def test_a_stretched_mesh_is_what_the_scene_places(frame, oracle_run, tmp_path):
     assert not (out / "meshes" / "object_00.glb").exists()
 
 
+def test_the_scene_places_the_candidate_mesh_that_explains_the_photo(frame, oracle_run, tmp_path):
+    """object3d/ may hold alternative meshes per object (--mesh-candidates): the refine stage
+    searches each and the scene places the one that explains the photo best."""
+    import shutil
+
+    import trimesh
+
+    from scenemaker.geometry.canonical import canonicalize_mesh
+
+    out = tmp_path / "run"
+    shutil.copytree(oracle_run[0], out)
+    objects = out / "object3d" / "objects.json"
+    saved = json.loads(objects.read_text())
+    # object 0: a thin slab first, its true mesh (what the photo shows) as the alternative
+    true_glb = out / "object3d" / "object_00.glb"
+    shutil.copy(true_glb, out / "object3d" / "object_00_alt_1.glb")
+    slab = canonicalize_mesh(trimesh.creation.box((1.0, 0.08, 0.6)))[0]
+    true_glb.write_bytes(slab.export(file_type="glb"))
+    truth = saved["objects"][0]["source"]
+    saved["objects"][0]["alternatives"] = [{"source": truth, "textured": False}]
+    saved["objects"][0]["source"] = "slab"
+    objects.write_text(json.dumps(saved))
+    SceneMakerPipeline(_config(frame, generator="oracle"), progress=False).run(
+        None, out, from_stage="refine"
+    )
+    record = json.loads((out / "refine" / "poses.json").read_text())["objects"][0]
+    assert record["mesh_choice"] == 1 and record["mesh_scores"]["1"] < record["mesh_scores"]["0"]
+    scene = json.loads((out / "scene.json").read_text())
+    first = next(o for o in scene["objects"] if o["instance_id"] == 2)
+    assert first["mesh_file"] == "object3d/object_00_alt_1.glb"
+    report = json.loads((out / "report.json").read_text())
+    assert report["per_object"][0]["mesh"] == truth
+    assert report["per_object"][0]["mesh_candidates"] == 2
+    assert report["per_object"][1]["mesh_candidates"] == 1
+    assert f"{truth} (best of 2 candidates)" in (out / "report.html").read_text()
+
+
 def test_run_without_opengl_stops_with_one_line_before_any_work(
     frame, tmp_path, monkeypatch, capsys
 ):
@@ -460,7 +497,8 @@ def test_run_without_opengl_stops_with_one_line_before_any_work(
 @pytest.mark.parametrize(
     "option, expected",
     [(("--pose-samples", "0"), "--pose-samples 0: expected an integer in 1..256"),
-     (("--refine-workers", "-1"), "--refine-workers -1: expected an integer in 0..1024")],
+     (("--refine-workers", "-1"), "--refine-workers -1: expected an integer in 0..1024"),
+     (("--mesh-candidates", "0"), "--mesh-candidates 0: expected an integer in 1..16")],
 )  # fmt: skip
 def test_pose_samples_and_workers_settings_are_checked(frame, tmp_path, capsys, option, expected):
     from scenemaker.cli import main

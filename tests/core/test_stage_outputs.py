@@ -11,6 +11,7 @@ import trimesh
 from scenemaker.deocclusion import AmodalCrop, ObjectCrop
 from scenemaker.errors import InputError
 from scenemaker.object3d import CanonicalMesh
+from scenemaker.object_records import object_records
 from scenemaker.pipeline import PipelineConfig, SceneMakerPipeline
 from scenemaker.scene import Pose
 from scenemaker.stage_outputs import (
@@ -20,7 +21,6 @@ from scenemaker.stage_outputs import (
     Perception,
     Poses,
     Refinement,
-    object_records,
 )
 
 
@@ -175,3 +175,46 @@ def test_a_run_computes_no_objects_points_twice(frame, tmp_path, monkeypatch):
     assert [r["index"] for r in per_object] == list(range(len(frame["objects"])))
     assert all(r["mesh"] == "lift" for r in per_object)
     assert sum(r["placed"] for r in per_object) == result.report["placed"]
+
+
+def test_candidate_meshes_round_trip_and_the_chosen_one_is_placed(tmp_path):
+    """object3d/ keeps each object's alternative meshes (--mesh-candidates); refine's
+    mesh_choice picks the one the scene places; fewer alternatives later remove the extra
+    files; a damaged choice is one line naming the file."""
+    from scenemaker.errors import InputError
+
+    frame = _perception(2).frame(None)
+    box = CanonicalMesh(trimesh.creation.box(), "retrieval:a")
+    cone = CanonicalMesh(trimesh.creation.cone(0.5, 1.0), "retrieval:b")
+    ball = CanonicalMesh(trimesh.creation.icosphere(1), "retrieval:c")
+    first = CanonicalMesh(trimesh.creation.box((1.0, 0.5, 0.5)), "retrieval:first")
+    first.alternatives = [cone, ball]
+    meshes = Object3D([first, box], [None, None])
+    meshes.save(tmp_path)
+    loaded = Object3D.load(tmp_path, frame)
+    got = loaded.meshes[0]
+    assert [got.source, *(a.source for a in got.alternatives)] == [
+        "retrieval:first", "retrieval:b", "retrieval:c"
+    ]  # fmt: skip
+    assert np.allclose(got.alternatives[1].mesh.extents, ball.mesh.extents)
+    assert loaded.meshes[1].alternatives == []
+
+    refined = Refinement([_pose(1), _pose(2)], {}, [0.5, 0.5],
+                         [{"mesh_choice": 2, "stretch": None}, {"mesh_choice": None}])  # fmt: skip
+    refined.save(tmp_path)
+    again = Refinement.load(tmp_path, frame)
+    placed = again.placed_meshes(loaded.meshes)
+    assert placed[0].source == "retrieval:c" and placed[1].source == "retrieval:a"
+    records = object_records(frame, loaded, again)
+    assert records[0].mesh_source == "retrieval:c" and records[0].to_dict()["mesh_candidates"] == 3
+
+    first.alternatives = [cone]
+    meshes.save(tmp_path)
+    assert (tmp_path / Object3D.mesh_file(0, 1)).is_file()
+    assert not (tmp_path / Object3D.mesh_file(0, 2)).exists()
+    with pytest.raises(InputError, match="refine/poses.json: object 0 chose mesh 2 of 2"):
+        again.placed_meshes(Object3D.load(tmp_path, frame).meshes)
+    path = tmp_path / "refine" / "poses.json"
+    path.write_text(path.read_text().replace('"mesh_choice": 2', '"mesh_choice": -1'))
+    with pytest.raises(InputError, match="poses.json.*mesh_choice must be an integer"):
+        Refinement.load(tmp_path, frame)

@@ -130,6 +130,26 @@ def test_retrieval_without_points_uses_the_silhouette(small_library, renderer):
         small_library.match(AmodalCrop(amodal.image, amodal.mask & False, amodal.crop), observation)
 
 
+def test_retrieval_proposes_the_next_best_meshes_as_alternatives(small_library, renderer):
+    asset = get_source("procedural").load(small_library.library.keys[3].split("/", 1)[1])
+    amodal, observation, _ = _render(
+        renderer, asset.mesh, 1.0, 0.4, 20, 0.2, np.random.default_rng(2)
+    )
+    found = small_library.match(amodal, observation)
+    small_library.alternatives = 2
+    try:
+        result = small_library.generate(amodal, observation)
+    finally:
+        small_library.alternatives = 0
+    assert [result.source, *(a.source for a in result.alternatives)] == [
+        f"retrieval:{key}" for key, _ in found.ranking[:3]
+    ]
+    for alternative in result.alternatives:
+        _assert_canonical(alternative.mesh)
+    with pytest.raises(ValueError, match="alternatives must be an integer >= 0"):
+        RetrievalGenerator(alternatives=-1)
+
+
 def test_retrieval_library_never_holds_test_split_objects():
     generator = RetrievalGenerator()  # the default library; planning it loads no mesh
     for spec, source, ids in generator.plan():

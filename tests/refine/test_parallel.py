@@ -90,3 +90,25 @@ def test_bad_worker_count_is_refused_by_name():
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="workers must be an integer >= 0"):
             RenderCompareRefiner(workers=bad)
+
+
+def test_the_candidate_mesh_that_explains_the_view_is_chosen(three_objects):
+    """A wrong first mesh (a box where the chair stands) and the right one as an alternative:
+    the refiner places the alternative; objects with one candidate are left as they were."""
+    observation, meshes, starts = three_objects
+    box = canonicalize_mesh(trimesh.creation.box((1.0, 1.0, 0.3)))[0]
+    flat = trimesh.Trimesh(np.zeros((3, 3)), [[0, 1, 2]])  # no area: never a candidate
+    refiner = RenderCompareRefiner(seed=0)
+    try:
+        got = refiner.refine_detailed(
+            starts, [box, *meshes[1:]], observation, [[s] for s in starts],
+            alternatives=[[meshes[0], flat], [], []],
+        )  # fmt: skip
+    finally:
+        refiner.close()
+    one = _refine(1, observation, meshes, starts)
+    assert got[0].mesh_choice == 1 and set(got[0].mesh_scores) == {0, 1}
+    assert got[0].mesh_scores[1] < got[0].mesh_scores[0] and got[0].score == got[0].mesh_scores[1]
+    _same(one[:1], got[:1])  # the chair's search, whichever list it came from
+    assert got[1].mesh_choice is None and got[2].mesh_choice is None
+    assert got[0].to_dict()["mesh_choice"] == 1

@@ -32,6 +32,9 @@ class CanonicalMesh:
     source: str  # backend name
     initial_pose: Pose | None = None  # camera-frame placement when the backend knows one
     textured: bool = False
+    alternatives: list = field(default_factory=list)
+    """Other candidate meshes for the object (CanonicalMesh each, next best first): the refine
+    stage keeps whichever explains the photo best (``--mesh-candidates``)."""
 
 
 def canonical_mesh(mesh, source: str, in_camera_frame: bool = False) -> CanonicalMesh:

@@ -86,6 +86,8 @@ class RetrievalGenerator:
         rerank: candidates re-ranked by 3-D fit.
         use_labels: keep only the library category the observation's label names, if any.
         with_pose: also return the estimated camera-frame pose as ``initial_pose``.
+        alternatives: also return the next best this many meshes of the ranking (as
+            ``CanonicalMesh.alternatives``) for the refine stage to choose from.
         workers: processes building the library (default: up to 8, one per core, beyond 64
             meshes; else 1).
     """
@@ -103,12 +105,16 @@ class RetrievalGenerator:
         use_labels: bool = True,
         with_pose: bool = False,
         workers: int | None = None,
+        alternatives: int = 0,
     ):
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val' (never 'test'), got {split!r}")
         sources = [sources] if isinstance(sources, str) else list(sources)
         if not sources:
             raise ValueError("sources must name at least one object source")
+        if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 0:
+            raise ValueError(f"alternatives must be an integer >= 0, got {alternatives!r}")
+        self.alternatives = alternatives
         if int(rerank) < 1:
             raise ValueError(f"rerank must be >= 1, got {rerank}")
         if max_per_source is not None and int(max_per_source) < 1:
@@ -194,9 +200,15 @@ class RetrievalGenerator:
 
     def generate(self, amodal, observation: ObjectObservation) -> CanonicalMesh:
         found = self.match(amodal, observation)
-        source = self._source_objects[int(self.library.source_index[found.index])]
-        asset = source.load(found.key.split("/", 1)[1])
-        result = canonical_mesh(asset.mesh, f"retrieval:{found.key}")
+        result = self._load(found.key)
         if self.with_pose:
             result.initial_pose = found.pose
+        result.alternatives = [
+            self._load(key) for key, _ in found.ranking[1 : 1 + self.alternatives]
+        ]
         return result
+
+    def _load(self, key: str) -> CanonicalMesh:
+        row = int(np.flatnonzero(self.library.keys == key)[0])
+        source = self._source_objects[int(self.library.source_index[row])]
+        return canonical_mesh(source.load(key.split("/", 1)[1]).mesh, f"retrieval:{key}")

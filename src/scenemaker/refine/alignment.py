@@ -196,3 +196,36 @@ def weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.n
     M[:, :3, 3] = mu_d - c[:, None] * np.einsum("nij,nj->ni", R, mu_s)
     M[:, 3, 3] = 1.0
     return M
+
+
+def dense_refine(refiner, obj, renderer, R, t, s, score) -> int:
+    """Dense point-to-plane alignment of candidates (R, t, s, score: updated in place where
+    the score improves). Returns the renders spent."""
+    from ..render.candidates import pose_matrices
+
+    st = refiner.settings
+    if st.dense_iterations == 0:
+        return 0
+    crop = obj.crop_fine
+    if obj.grid is None:
+        obj.grid = surface_grid(crop)
+    nR, nt, ns = R.copy(), t.copy(), s.copy()
+    renders = 0
+    for _ in range(st.dense_iterations):
+        z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
+        renders += len(nR)
+        cap = st.score.cap_size * ns + st.score.tolerance
+        nR, nt, ns, moved = point_to_plane_step(z, obj.grid, nR, nt, ns, cap, st.dense_scale)
+        if not moved.any():
+            break
+    z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
+    renders += len(nR)
+    new = refiner._score(z, nR, nt, ns, crop)["score"]
+    better = new < score
+    R[better], t[better], s[better], score[better] = (
+        nR[better],
+        nt[better],
+        ns[better],
+        new[better],
+    )
+    return renders

@@ -37,12 +37,14 @@ class ObjectTask:
     others: np.ndarray | None  # (M, 3) observed points of the other objects
     coarse: CropObservation
     fine: CropObservation
+    choice: int = 0  # which of the object's candidate meshes (0: the first)
 
 
-def make_tasks(st, poses, meshes, observation, depth, hypotheses):
+def make_tasks(st, poses, meshes, observation, depth, hypotheses, alternatives=None):
     """(results, tasks): ``results[k]`` is already decided (an ObjectRefinement) for an object
     that cannot be searched (no pose, a broken mesh, too few observed points) and None for
-    the others, each of which has a task."""
+    the others, which have a task per candidate mesh (``meshes[k]``, then each of
+    ``alternatives[k]`` whose mesh is usable)."""
     import trimesh
 
     from ..geometry.validation import mesh_problem
@@ -81,16 +83,32 @@ def make_tasks(st, poses, meshes, observation, depth, hypotheses):
         for j, m in enumerate(observation.masks):
             if j != k:
                 other |= m
-        geometry = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces),
-                                   process=False)  # fmt: skip
-        tasks.append(
-            ObjectTask(
-                k, geometry, pool, fallback, pts, np.concatenate(others) if others else None,
-                crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile),
-                crop_observation(depth, observation.K, mask, other, max_tile=st.tile),
-            )
-        )  # fmt: skip
+        crops = (crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile),
+                 crop_observation(depth, observation.K, mask, other, max_tile=st.tile))  # fmt: skip
+        extra = list(alternatives[k]) if alternatives is not None and alternatives[k] else []
+        for choice, candidate in enumerate([mesh, *extra]):
+            if choice > 0 and mesh_problem(candidate):
+                continue  # a broken alternative is simply not a candidate
+            geometry = trimesh.Trimesh(np.asarray(candidate.vertices),
+                                       np.asarray(candidate.faces), process=False)  # fmt: skip
+            tasks.append(
+                ObjectTask(k, geometry, pool, fallback, pts,
+                           np.concatenate(others) if others else None, *crops, choice)
+            )  # fmt: skip
     return results, tasks
+
+
+def choose_mesh(found: dict):
+    """The ObjectRefinement of the candidate mesh with the lowest final score (``found``:
+    choice -> result), with every candidate's score recorded; one candidate: as it is."""
+    if len(found) == 1 and 0 in found:
+        return found[0]
+    scored = {j: r for j, r in found.items() if r.score is not None and np.isfinite(r.score)}
+    best = min(scored, key=lambda j: (scored[j].score, j)) if scored else min(found)
+    result = found[best]
+    result.mesh_choice = int(best)
+    result.mesh_scores = {int(j): r.score for j, r in sorted(found.items())}
+    return result
 
 
 def cores() -> int:

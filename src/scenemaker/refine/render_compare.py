@@ -76,10 +76,14 @@ class RenderCompareRefiner:
     def refine(self, poses, meshes, points, observation=None, hypotheses=None) -> list:
         return [r.pose for r in self.refine_detailed(poses, meshes, observation, hypotheses)]
 
-    def refine_detailed(self, poses, meshes, observation, hypotheses=None, on_object=None):
+    def refine_detailed(
+        self, poses, meshes, observation, hypotheses=None, on_object=None, alternatives=None
+    ):
         """One :class:`ObjectRefinement` per object. ``hypotheses[k]`` (a list of poses) is
-        object k's pool; without it the pool is ``[poses[k]]``. ``on_object()`` is called as
-        each object is done (progress). Objects are searched side by side in worker processes
+        object k's pool; without it the pool is ``[poses[k]]``. ``alternatives[k]``: other
+        candidate meshes for object k (same canonical frame); each is searched like the first
+        and the lowest final score wins (``mesh_choice``). ``on_object()`` is called as each
+        object is done (progress). Objects are searched side by side in worker processes
         (``workers``, refine/parallel.py); each object's search depends only on the frame and
         its own seed, so the poses are those of one process."""
         if observation is None:
@@ -88,7 +92,7 @@ class RenderCompareRefiner:
             raise ValueError(
                 f"got {len(poses)} poses, {len(meshes)} meshes, {len(observation.masks)} masks"
             )
-        from .parallel import make_tasks, run_tasks
+        from .parallel import choose_mesh, make_tasks, run_tasks
 
         st = self.settings
         depth = np.where(np.isfinite(observation.depth), observation.depth, 0.0)
@@ -100,22 +104,31 @@ class RenderCompareRefiner:
                 depth, observation.K, observation.masks, seed=st.seed
             )
         self._states = {}
-        results, tasks = make_tasks(st, poses, meshes, observation, depth, hypotheses)
+        results, tasks = make_tasks(st, poses, meshes, observation, depth, hypotheses, alternatives)
         done = (lambda: None) if on_object is None else on_object
         for _ in range(sum(r is not None for r in results)):
             done()  # objects decided without a search
         parallel = self.trace is None and not st.consistency  # those need this process's state
-        states = {}
+        states, found = {}, {}
+        left = {t.k: sum(u.k == t.k for u in tasks) for t in tasks}
         for task, result in run_tasks(self, tasks, self.workers if parallel else 1):
-            results[task.k] = result
-            if task.k in self._states:
-                states[task.k] = self._states.pop(task.k)
-            done()
+            found.setdefault(task.k, {})[task.choice] = result
+            left[task.k] -= 1
+            if left[task.k] == 0:  # every candidate mesh of this object searched
+                results[task.k] = choose_mesh(found[task.k])
+                done()
+        for (k, choice), state in self._states.items():
+            if results[k].mesh_choice in (None, choice):
+                states[k] = state
         if st.consistency and len(states) > 1:
             from .consistency import resolve_interpenetration
 
+            placed = [  # the candidate mesh each object chose
+                m if not r.mesh_choice else alternatives[k][r.mesh_choice - 1]
+                for k, (m, r) in enumerate(zip(meshes, results, strict=True))
+            ]
             for note in resolve_interpenetration(
-                results, meshes, lambda k, pose: self._score_state(states[k], pose)
+                results, placed, lambda k, pose: self._score_state(states[k], pose)
             ):
                 k = int(note.split()[1])
                 results[k].note = note if results[k].note is None else f"{results[k].note}; {note}"
@@ -150,7 +163,7 @@ class RenderCompareRefiner:
                 found = self._rescue(obj, task.pool, renderer, task.k, found, coarse_mesh)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             return ObjectRefinement(task.fallback, note=f"search failed: {exc}")
-        self._states[task.k] = (obj, vertices, faces, self._others, self._prior)
+        self._states[task.k, task.choice] = (obj, vertices, faces, self._others, self._prior)
         return found
 
     def _score_state(self, state, pose: Pose) -> float:
@@ -307,39 +320,6 @@ class RenderCompareRefiner:
             renderer, crop, obj.points[:points], R, t, s, iterations, points, self.settings.seed
         )
 
-    def _dense(self, obj: _Object, renderer, R, t, s, score) -> int:
-        """Dense point-to-plane alignment of candidates (R, t, s, score: updated in place where
-        the score improves). Returns the renders spent."""
-        from ..render.candidates import pose_matrices
-        from .alignment import point_to_plane_step, surface_grid
-
-        st = self.settings
-        if st.dense_iterations == 0:
-            return 0
-        crop = obj.crop_fine
-        if obj.grid is None:
-            obj.grid = surface_grid(crop)
-        nR, nt, ns = R.copy(), t.copy(), s.copy()
-        renders = 0
-        for _ in range(st.dense_iterations):
-            z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
-            renders += len(nR)
-            cap = st.score.cap_size * ns + st.score.tolerance
-            nR, nt, ns, moved = point_to_plane_step(z, obj.grid, nR, nt, ns, cap, st.dense_scale)
-            if not moved.any():
-                break
-        z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
-        renders += len(nR)
-        new = self._score(z, nR, nt, ns, crop)["score"]
-        better = new < score
-        R[better], t[better], s[better], score[better] = (
-            nR[better],
-            nt[better],
-            ns[better],
-            new[better],
-        )
-        return renders
-
     def _rotation_stage(self, obj: _Object, renderer, R, s0: float):
         """Place, align (coarse ICP) and score rotation hypotheses at the coarse tile.
         Returns (R, t, s, scores dict, renders)."""
@@ -359,6 +339,7 @@ class RenderCompareRefiner:
 
     def _search(self, obj: _Object, pool: list[Pose], renderer, k: int) -> ObjectRefinement:
         from ..render.candidates import pose_matrices
+        from .alignment import dense_refine
 
         st = self.settings
         rng = np.random.default_rng(st.seed + 7919 * k)
@@ -426,14 +407,14 @@ class RenderCompareRefiner:
         better = sc3["score"] < cand_score
         cand_R[better], cand_t[better], cand_s[better] = icp_R[better], icp_t[better], icp_s[better]
         cand_score[better] = sc3["score"][better]
-        renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
+        renders += dense_refine(self, obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # 4. local search: perturb rotation, translation and size, keep improvements
         H = len(chosen)
         renders += local_search(
             lambda z, R, t, s: self._score(z, R, t, s, obj.crop_fine)["score"],
             renderer, obj.crop_fine, st, rng, steps, cand_R, cand_t, cand_s, cand_score,
         )  # fmt: skip
-        renders += self._dense(obj, renderer, cand_R, cand_t, cand_s, cand_score)
+        renders += dense_refine(self, obj, renderer, cand_R, cand_t, cand_s, cand_score)
         # final scores of the local results, at the fine resolution
         z = renderer.render(
             obj.crop_fine.K, pose_matrices(cand_R, cand_t, cand_s),

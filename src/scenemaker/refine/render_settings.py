@@ -230,6 +230,10 @@ class ObjectRefinement:
     stretch: list | None = None
     """Scale per canonical axis applied to the mesh (refine/stretch.py: ``apply_stretch``);
     ``pose`` then places the stretched, re-canonicalised mesh. None: the mesh as given."""
+    mesh_choice: int | None = None
+    """Which candidate mesh ``pose`` places (0: the first; None: there was only one)."""
+    mesh_scores: dict | None = None
+    """Final score of each candidate mesh searched (candidate index -> score)."""
 
     def to_dict(self) -> dict:
         return {
@@ -245,4 +249,8 @@ class ObjectRefinement:
             "renders": self.renders,
             "note": self.note,
             "stretch": self.stretch,
+            "mesh_choice": self.mesh_choice,
+            "mesh_scores": None
+            if self.mesh_scores is None
+            else {str(j): s for j, s in self.mesh_scores.items()},
         }

@@ -112,3 +112,17 @@ def test_the_candidate_mesh_that_explains_the_view_is_chosen(three_objects):
     _same(one[:1], got[:1])  # the chair's search, whichever list it came from
     assert got[1].mesh_choice is None and got[2].mesh_choice is None
     assert got[0].to_dict()["mesh_choice"] == 1
+    # a broken first mesh: the usable alternative is searched and placed
+    refiner = RenderCompareRefiner(seed=0, workers=1)
+    try:
+        (only,) = refiner.refine_detailed(starts[:1], [flat], _first(observation), [starts[:1]],
+                                          alternatives=[[meshes[0]]])  # fmt: skip
+    finally:
+        refiner.close()
+    assert only.mesh_choice == 1 and only.note is None and only.score < 0.2
+
+
+def _first(observation):
+    from scenemaker.pose.estimator import Observation
+
+    return Observation(observation.depth, observation.K, observation.masks[:1])

@@ -68,9 +68,11 @@ def make_tasks(st, poses, meshes, observation, depth, hypotheses, alternatives=N
             results[k] = ObjectRefinement(given, note="no pose hypothesis")
             continue
         fallback = given if given is not None else pool[0]
-        problem = mesh_problem(mesh)
-        if problem:
-            results[k] = ObjectRefinement(fallback, note=problem)
+        extra = list(alternatives[k]) if alternatives is not None and alternatives[k] else []
+        # a broken candidate mesh is simply not a candidate
+        usable = [(j, m) for j, m in enumerate([mesh, *extra]) if not mesh_problem(m)]
+        if not usable:
+            results[k] = ObjectRefinement(fallback, note=mesh_problem(mesh))
             continue
         pts = all_points[k]
         if pts is None or len(pts) < st.min_points:
@@ -85,10 +87,7 @@ def make_tasks(st, poses, meshes, observation, depth, hypotheses, alternatives=N
                 other |= m
         crops = (crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile),
                  crop_observation(depth, observation.K, mask, other, max_tile=st.tile))  # fmt: skip
-        extra = list(alternatives[k]) if alternatives is not None and alternatives[k] else []
-        for choice, candidate in enumerate([mesh, *extra]):
-            if choice > 0 and mesh_problem(candidate):
-                continue  # a broken alternative is simply not a candidate
+        for choice, candidate in usable:
             geometry = trimesh.Trimesh(np.asarray(candidate.vertices),
                                        np.asarray(candidate.faces), process=False)  # fmt: skip
             tasks.append(
@@ -129,37 +128,35 @@ def executor(workers: int):
     return get_reusable_executor(max_workers=workers, timeout=IDLE_SECONDS, env=_WORKER_ENV)
 
 
-def warm(workers: int) -> None:
+def warm(refiner_class, workers: int) -> None:
     """Start the worker processes now (imports, GL context) without waiting for them."""
     workers = resolve_workers(workers, cores())
     if workers > 1:
         pool = executor(workers)
         for _ in range(workers):
-            pool.submit(_warm_worker)
+            pool.submit(_warm_worker, refiner_class)
 
 
 _WORKER = None  # a worker process's own refiner: its GL context lives as long as the process
 
 
-def _worker_refiner(settings):
+def _worker_refiner(refiner_class, settings):
     global _WORKER
-    from .render_compare import RenderCompareRefiner
-
-    if _WORKER is None:
-        _WORKER = RenderCompareRefiner(settings, workers=1)
+    if _WORKER is None or type(_WORKER) is not refiner_class:
+        _WORKER = refiner_class(settings, workers=1)
     _WORKER.settings = settings
     return _WORKER
 
 
-def _warm_worker() -> int:
+def _warm_worker(refiner_class) -> int:
     from .render_settings import RenderCompareSettings
 
-    _worker_refiner(RenderCompareSettings()).check()
+    _worker_refiner(refiner_class, RenderCompareSettings()).check()
     return os.getpid()
 
 
-def _run_in_worker(settings, plane, task: ObjectTask):
-    refiner = _worker_refiner(settings)
+def _run_in_worker(refiner_class, settings, plane, task: ObjectTask):
+    refiner = _worker_refiner(refiner_class, settings)
     try:
         return refiner.run_task(task, plane)
     finally:
@@ -181,7 +178,8 @@ def run_tasks(refiner, tasks: list[ObjectTask], workers: int):
         try:
             pool = executor(workers)
             futures = {
-                pool.submit(_run_in_worker, refiner.settings, refiner._plane, t): t for t in order
+                pool.submit(_run_in_worker, type(refiner), refiner.settings, refiner._plane, t): t
+                for t in order
             }
             for future in as_completed(futures):
                 task = futures[future]

@@ -192,7 +192,7 @@ class RenderCompareRefiner:
         """Start the worker processes (refine/parallel.py) now, while other stages run."""
         from .parallel import warm
 
-        warm(self.workers)
+        warm(type(self), self.workers)
 
     def _get_renderer(self):
         if self._renderer is None:

@@ -166,7 +166,8 @@ def build_backend(kind: str, config):
         if name in ("shap-e", "hunyuan3d"):
             return cls(seed=config.seed, **_hf(config, config.generator_model))
         if name == "retrieval":
-            return cls(alternatives=config.mesh_candidates - 1)
+            # only the render refiner chooses among candidate meshes
+            return cls(alternatives=config.mesh_candidates - 1 if config.refine == "render" else 0)
         return cls()
     if kind == "pose":
         if name == "dit":

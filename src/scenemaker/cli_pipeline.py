@@ -71,7 +71,7 @@ def add_run(sub) -> None:
     g = p.add_argument_group("export and compute")
     g.add_argument("--usd", action="store_true", help="also write scene.usda (usd-core)")
     g.add_argument("--refine-workers", type=int, default=0,
-                   help="processes the render refiner searches objects in (0: one per core; "
+                   help="processes the render refiner searches objects in (0: one per core, up to 8; "
                    "1: this process only)")  # fmt: skip
     g.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     g.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16")

@@ -25,7 +25,7 @@ class ObjectRecord:
     skipped: str | None
     note: str | None = None
     stretch: list | None = None  # the refiner's scales of the mesh's axes, if it stretched it
-    candidates: int = 1  # candidate meshes the generator proposed; ``mesh_source`` the chosen
+    candidates: int = 1  # candidate meshes the refiner chose among; ``mesh_source`` the chosen
 
     def to_dict(self) -> dict:
         return {
@@ -52,12 +52,14 @@ def object_records(frame: Frame, meshes: Object3D, refined: Refinement) -> list[
         if candidates and refined.choice(k) < len(candidates):
             mesh = candidates[refined.choice(k)]  # the one the refiner chose
         detail = refined.records[k] or {}
+        scores = detail.get("mesh_scores")  # the candidates the refiner did search
+        searched = len(scores) if isinstance(scores, dict) and scores else 1
         records.append(
             ObjectRecord(
                 k, frame.labels[k], frame.scores[k], int(frame.masks[k].sum()),
                 None if mesh is None else mesh.source, refined.poses[k], refined.confidences[k],
                 refined.skipped.get(k), detail.get("note"), refined.stretch(k),
-                max(1, len(candidates)),
+                searched,
             )
         )  # fmt: skip
     return records

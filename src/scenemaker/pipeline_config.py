@@ -63,8 +63,8 @@ class PipelineConfig:
     object of the category, refine/stretch.py; not the oracle's, the objects' own, nor the
     lift's, made from the observation: there it lowered validation IoU-B), "on", "off"."""
     refine_workers: int = 0
-    """Processes the render refiner searches objects in, side by side (0: one per core, at
-    most one per object; 1: the main process only). The poses do not depend on it."""
+    """Processes the render refiner searches objects in, side by side (0: one per core, up to
+    8; 1: the main process only). The poses do not depend on it."""
     usd: bool = False
     device: str = "cpu"
     dtype: str | None = None

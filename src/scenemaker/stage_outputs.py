@@ -12,8 +12,8 @@ output type that knows its folder, its ``schema``, and how to ``save`` and ``loa
     Refinement   refine/poses.json (with scores, alternatives and confidence per object)
 
 Outputs hold one entry per object, indexed like the frame's masks: a saved output with another
-number of objects is refused on load with one line naming the file. :func:`object_records`
-joins them into one :class:`ObjectRecord` per object (what the report lists). Every write is
+number of objects is refused on load with one line naming the file. :func:`~.object_records.object_records`
+joins them into one record per object (what the report lists). Every write is
 atomic (temporary name, then rename); every failed read is one :class:`InputError` naming the
 file (``stage_io``). Which files a stage wrote, and from which inputs and settings, is
 recorded by ``stage_records``.
@@ -256,6 +256,8 @@ class Object3D:
         for k, (generated, error) in enumerate(zip(self.meshes, self.errors, strict=True)):
             if generated is None:
                 records.append({"error": error or "no mesh"})
+                for old in (out / self.stage).glob(f"object_{k:02d}_alt_*.glb"):
+                    old.unlink()  # an earlier run's candidates of this object
                 continue
             if not meshes_written:
                 self.save_mesh(out, k)
@@ -444,7 +446,9 @@ class Refinement:
                 raise ValueError("confidences must be numbers or null")
             for record in records:
                 choice = record.get("mesh_choice") if isinstance(record, dict) else None
-                if choice is not None and not (isinstance(choice, int) and choice >= 0):
+                if choice is not None and not (
+                    isinstance(choice, int) and not isinstance(choice, bool) and choice >= 0
+                ):
                     raise ValueError(f"mesh_choice must be an integer >= 0, got {choice!r}")
                 a = record.get("stretch") if isinstance(record, dict) else None
                 if a is not None and not (

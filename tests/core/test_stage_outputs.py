@@ -200,13 +200,16 @@ def test_candidate_meshes_round_trip_and_the_chosen_one_is_placed(tmp_path):
     assert loaded.meshes[1].alternatives == []
 
     refined = Refinement([_pose(1), _pose(2)], {}, [0.5, 0.5],
-                         [{"mesh_choice": 2, "stretch": None}, {"mesh_choice": None}])  # fmt: skip
+                         [{"mesh_choice": 2, "stretch": None,
+                           "mesh_scores": {"0": 0.4, "1": None, "2": 0.2}},
+                          {"mesh_choice": None}])  # fmt: skip
     refined.save(tmp_path)
     again = Refinement.load(tmp_path, frame)
     placed = again.placed_meshes(loaded.meshes)
     assert placed[0].source == "retrieval:c" and placed[1].source == "retrieval:a"
     records = object_records(frame, loaded, again)
     assert records[0].mesh_source == "retrieval:c" and records[0].to_dict()["mesh_candidates"] == 3
+    assert records[1].candidates == 1  # nothing to choose among
 
     first.alternatives = [cone]
     meshes.save(tmp_path)
@@ -215,6 +218,11 @@ def test_candidate_meshes_round_trip_and_the_chosen_one_is_placed(tmp_path):
     with pytest.raises(InputError, match="refine/poses.json: object 0 chose mesh 2 of 2"):
         again.placed_meshes(Object3D.load(tmp_path, frame).meshes)
     path = tmp_path / "refine" / "poses.json"
-    path.write_text(path.read_text().replace('"mesh_choice": 2', '"mesh_choice": -1'))
-    with pytest.raises(InputError, match="poses.json.*mesh_choice must be an integer"):
-        Refinement.load(tmp_path, frame)
+    for bad in ("-1", "true"):
+        path.write_text(path.read_text().replace('"mesh_choice": 2', f'"mesh_choice": {bad}'))
+        with pytest.raises(InputError, match="poses.json.*mesh_choice must be an integer"):
+            Refinement.load(tmp_path, frame)
+        refined.save(tmp_path)
+    # an object that loses its mesh loses its candidates' files too
+    Object3D([None, box], ["no mesh", None]).save(tmp_path)
+    assert not list((tmp_path / "object3d").glob("object_00_alt_*.glb"))

@@ -63,7 +63,15 @@ class _KillsItsReader(trimesh.Trimesh):
         return (os._exit, (3,))
 
 
-def test_a_dying_worker_hands_its_objects_back(three_objects):
+class _FailsInItsReader(trimesh.Trimesh):
+    """A mesh whose copy raises in the process that unpickles it (anything else going wrong)."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+@pytest.mark.parametrize("hostile_mesh", [_KillsItsReader, _FailsInItsReader])
+def test_a_failing_worker_hands_its_objects_back(three_objects, hostile_mesh):
     observation, meshes, starts = three_objects
     expected = _refine(1, observation, meshes, starts)
     refiner = RenderCompareRefiner(seed=0, workers=2)
@@ -72,12 +80,12 @@ def test_a_dying_worker_hands_its_objects_back(three_objects):
     def hostile(*args, **kw):
         results, tasks = original(*args, **kw)
         mesh = tasks[0].mesh
-        tasks[0].mesh = _KillsItsReader(mesh.vertices, mesh.faces, process=False)
+        tasks[0].mesh = hostile_mesh(mesh.vertices, mesh.faces, process=False)
         return results, tasks
 
     try:
         parallel.make_tasks = hostile
-        with pytest.warns(UserWarning, match="searched in this process instead"):
+        with pytest.warns(UserWarning, match="run in this process instead"):
             got = refiner.refine_detailed(starts, meshes, observation, [[s] for s in starts])
     finally:
         parallel.make_tasks = original
@@ -122,7 +130,47 @@ def test_the_candidate_mesh_that_explains_the_view_is_chosen(three_objects):
     assert only.mesh_choice == 1 and only.note is None and only.score < 0.2
 
 
-def _first(observation):
+def _first(observation, n=1):
     from scenemaker.pose.estimator import Observation
 
-    return Observation(observation.depth, observation.K, observation.masks[:1])
+    return Observation(observation.depth, observation.K, observation.masks[:n])
+
+
+def test_a_warm_pool_keeps_its_size_for_frames_with_fewer_searches(three_objects):
+    """warm() starts the pool early; a frame with fewer searches than workers neither resizes
+    nor restarts it (that would block on the warm-up and warn)."""
+    import warnings
+
+    observation, meshes, starts = three_objects
+    two = _first(observation, 2)
+    expected = _refine(1, two, meshes[:2], starts[:2])
+    refiner = RenderCompareRefiner(seed=0, workers=3)
+    try:
+        refiner.warm()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = refiner.refine_detailed(starts[:2], meshes[:2], two, [[s] for s in starts[:2]])
+    finally:
+        refiner.close()
+    _same(expected, got)
+    assert len(parallel.executor(3)._processes) == 3
+
+
+def test_choosing_among_failed_and_unscored_candidates():
+    from scenemaker.refine.render_settings import ObjectRefinement
+
+    pose = Pose(np.eye(3), np.array([0.0, 0.0, 2.0]), 0.5)
+    found = {0: ObjectRefinement(pose, score=float("nan")),
+             1: ObjectRefinement(pose, note="search failed: x")}  # fmt: skip
+    chosen = parallel.choose_mesh(found)
+    assert chosen.mesh_choice == 0  # nothing scored: the first candidate, with its pose
+    assert chosen.to_dict()["mesh_scores"] == {"0": None, "1": None}  # valid JSON
+    found[1].score = 0.3
+    assert parallel.choose_mesh(found).mesh_choice == 1
+
+
+def test_alternatives_must_match_the_objects(three_objects):
+    observation, meshes, starts = three_objects
+    with pytest.raises(ValueError, match="1 alternative lists"):
+        RenderCompareRefiner(seed=0).refine_detailed(starts, meshes, observation, None,
+                                                     alternatives=[[]])  # fmt: skip

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry.validation import mesh_problem
 from .base import CanonicalMesh, ObjectObservation, canonical_mesh
 from .retrieval_descriptors import normalised_silhouette
 from .retrieval_fit import fit_view, observed_geometry
@@ -203,9 +204,15 @@ class RetrievalGenerator:
         result = self._load(found.key)
         if self.with_pose:
             result.initial_pose = found.pose
-        result.alternatives = [
-            self._load(key) for key, _ in found.ranking[1 : 1 + self.alternatives]
-        ]
+        for key, _ in found.ranking[1:]:
+            if len(result.alternatives) == self.alternatives:
+                break
+            try:  # a library mesh that fails to load is simply not a candidate
+                alternative = self._load(key)
+            except (ValueError, OSError):
+                continue
+            if not mesh_problem(alternative.mesh):
+                result.alternatives.append(alternative)
         return result
 
     def _load(self, key: str) -> CanonicalMesh:

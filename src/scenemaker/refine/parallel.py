@@ -1,5 +1,5 @@
 """Objects refined side by side: the render-and-compare search of each object runs in a pool
-of worker processes (one per core, at most one per object), each with its own OpenGL context.
+of worker processes (one per core, up to 8), each with its own OpenGL context.
 
 Each object's search depends only on the frame (its crops, the observed points, the support
 plane) and its own seeds, so the poses are exactly those one process finds; a worker process
@@ -20,6 +20,7 @@ from ..scene import Pose
 from .scoring import CropObservation
 
 IDLE_SECONDS = 300
+MAX_DEFAULT_WORKERS = 8  # each worker holds its own GL context and meshes
 # one rasteriser thread and one BLAS / OpenMP thread per worker: the workers fill the cores
 _WORKER_ENV = {"LP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1"}  # fmt: skip
@@ -117,9 +118,10 @@ def cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def resolve_workers(workers: int, objects: int) -> int:
-    """Processes for ``objects`` searches: ``workers`` (0: one per core), at most one each."""
-    return max(1, min(workers or cores(), objects))
+def pool_size(workers: int) -> int:
+    """Worker processes for ``workers`` (0: one per core, at most ``MAX_DEFAULT_WORKERS``).
+    The pool keeps this size: a frame with fewer searches leaves some workers idle."""
+    return max(1, workers or min(cores(), MAX_DEFAULT_WORKERS))
 
 
 def executor(workers: int):
@@ -130,10 +132,10 @@ def executor(workers: int):
 
 def warm(refiner_class, workers: int) -> None:
     """Start the worker processes now (imports, GL context) without waiting for them."""
-    workers = resolve_workers(workers, cores())
-    if workers > 1:
-        pool = executor(workers)
-        for _ in range(workers):
+    size = pool_size(workers)
+    if size > 1:
+        pool = executor(size)
+        for _ in range(size):
             pool.submit(_warm_worker, refiner_class)
 
 
@@ -142,7 +144,10 @@ _WORKER = None  # a worker process's own refiner: its GL context lives as long a
 
 def _worker_refiner(refiner_class, settings):
     global _WORKER
-    if _WORKER is None or type(_WORKER) is not refiner_class:
+    if _WORKER is not None and type(_WORKER) is not refiner_class:
+        _WORKER.close()
+        _WORKER = None
+    if _WORKER is None:
         _WORKER = refiner_class(settings, workers=1)
     _WORKER.settings = settings
     return _WORKER
@@ -164,19 +169,18 @@ def _run_in_worker(refiner_class, settings, plane, task: ObjectTask):
 
 
 def run_tasks(refiner, tasks: list[ObjectTask], workers: int):
-    """Yield (task, ObjectRefinement) as each object's search ends."""
-    workers = resolve_workers(workers, len(tasks))
+    """Yield (task, ObjectRefinement) as each search ends. A search that fails in a worker
+    (the worker died, or anything else went wrong there) is run again in this process."""
+    size = pool_size(workers)
     pending = list(tasks)
-    if workers > 1:
+    if size > 1 and len(tasks) > 1:
         from concurrent.futures import as_completed
-
-        from loky.process_executor import BrokenProcessPool
 
         # the objects with the most pixels first: they tend to take longest
         order = sorted(pending, key=lambda t: -int(t.fine.own_pixels) * t.fine.stride**2)
-        why = "a worker process failed"
+        why, futures = None, {}
         try:
-            pool = executor(workers)
+            pool = executor(size)
             futures = {
                 pool.submit(_run_in_worker, type(refiner), refiner.settings, refiner._plane, t): t
                 for t in order
@@ -185,14 +189,21 @@ def run_tasks(refiner, tasks: list[ObjectTask], workers: int):
                 task = futures[future]
                 try:
                     result = future.result()
-                except BrokenProcessPool:
-                    continue  # searched below, in this process
+                except Exception as exc:  # searched below, in this process
+                    why = (
+                        why
+                        or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    )
+                    continue
                 pending.remove(task)
                 yield task, result
-        except (BrokenProcessPool, OSError) as exc:
-            why = f"the worker processes failed ({exc})"
+        except Exception as exc:  # no pool at all (processes cannot be started here)
+            why = why or f"{type(exc).__name__}: {exc}"
+        finally:
+            for future in futures:
+                future.cancel()
         if pending:
-            warnings.warn(f"render refiner: {why}; {len(pending)} object(s) searched in this "
-                          "process instead", stacklevel=2)  # fmt: skip
+            warnings.warn(f"render refiner: a worker process failed ({why}); {len(pending)} "
+                          "search(es) run in this process instead", stacklevel=2)  # fmt: skip
     for task in pending:
         yield task, refiner.run_task(task, refiner._plane)

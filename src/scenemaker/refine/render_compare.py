@@ -65,8 +65,8 @@ class RenderCompareRefiner:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(f"render refiner: workers must be an integer >= 0, got {workers!r}")
         self.workers = workers
-        """Processes searching objects side by side: 0 one per core (at most one per object),
-        1 this process only."""
+        """Processes searching objects side by side: 0 one per core (up to 8), 1 this process
+        only (refine/parallel.py)."""
         self._renderer = None
         self._states = {}  # object -> its search's state, for the consistency step
         self.trace: list | None = None  # set to [] to keep each object's stages (diagnostics)
@@ -88,9 +88,11 @@ class RenderCompareRefiner:
         its own seed, so the poses are those of one process."""
         if observation is None:
             raise ValueError("render-and-compare refinement needs the observation")
-        if len(poses) != len(meshes) or len(meshes) != len(observation.masks):
+        if (len(poses) != len(meshes) or len(meshes) != len(observation.masks)
+                or (alternatives is not None and len(alternatives) != len(meshes))):  # fmt: skip
             raise ValueError(
                 f"got {len(poses)} poses, {len(meshes)} meshes, {len(observation.masks)} masks"
+                + ("" if alternatives is None else f", {len(alternatives)} alternative lists")
             )
         from .parallel import choose_mesh, make_tasks, run_tasks
 
@@ -120,6 +122,7 @@ class RenderCompareRefiner:
         for (k, choice), state in self._states.items():
             if results[k].mesh_choice in (None, choice):
                 states[k] = state
+        self._states = {}
         if st.consistency and len(states) > 1:
             from .consistency import resolve_interpenetration
 
@@ -163,7 +166,8 @@ class RenderCompareRefiner:
                 found = self._rescue(obj, task.pool, renderer, task.k, found, coarse_mesh)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             return ObjectRefinement(task.fallback, note=f"search failed: {exc}")
-        self._states[task.k, task.choice] = (obj, vertices, faces, self._others, self._prior)
+        if st.consistency:  # the consistency step scores the chosen poses again
+            self._states[task.k, task.choice] = (obj, vertices, faces, self._others, self._prior)
         return found
 
     def _score_state(self, state, pose: Pose) -> float:
@@ -195,10 +199,13 @@ class RenderCompareRefiner:
         warm(type(self), self.workers)
 
     def _get_renderer(self):
+        tile = max(96, self.settings.tile, self.settings.coarse_tile)
+        if self._renderer is not None and self._renderer.max_tile < tile:  # settings changed
+            self.close()
         if self._renderer is None:
             from ..render.candidates import CandidateRenderer
 
-            self._renderer = CandidateRenderer(max_batch=64, max_tile=max(96, self.settings.tile))
+            self._renderer = CandidateRenderer(max_batch=64, max_tile=tile)
         return self._renderer
 
     def close(self) -> None:

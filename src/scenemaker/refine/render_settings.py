@@ -251,6 +251,9 @@ class ObjectRefinement:
             "stretch": self.stretch,
             "mesh_choice": self.mesh_choice,
             "mesh_scores": None
-            if self.mesh_scores is None
-            else {str(j): s for j, s in self.mesh_scores.items()},
+            if self.mesh_scores is None  # a non-finite score is written as null (valid JSON)
+            else {
+                str(j): s if s is not None and np.isfinite(s) else None
+                for j, s in self.mesh_scores.items()
+            },  # fmt: skip
         }

@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--consistency", action="store_true", help="compare it on vs off")
     parser.add_argument("--perturb", default="none", help="eval pose's --perturb (e.g. dense)")
     parser.add_argument("--sets", default=",".join(SETS), help="validation sets to run")
+    parser.add_argument("--held-out", action="store_true", help="the sets' other scenes (those "
+                        "the settings were not chosen on), to confirm a choice")  # fmt: skip
     args = parser.parse_args()
     try:
         perturb = make_perturbation(args.perturb)
@@ -95,16 +97,18 @@ def main() -> None:
             "settings": {**settings, "samples": samples,
                          **({} if dit_steps is None else {"dit_steps": int(dit_steps)}),
                          **({} if args.perturb == "none" else {"perturb": args.perturb}),
-                         **({} if sets == list(SETS) else {"sets": sets})},
+                         **({} if sets == list(SETS) else {"sets": sets}),
+                         **({"held_out": True} if args.held_out else {})},
             "results": {}}  # fmt: skip
     seconds = {}  # method: every scene's seconds (pose model + refinement), all sets
     for name in sets:
-        used = SETS[name][2]
+        generated, used = SETS[name][1], SETS[name][2]
+        start, count = (used, generated - used) if args.held_out else (0, used)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             records = evaluate_scenes(
-                [ensure(name)], methods, max_scenes=used, progress=False,
-                physics=args.consistency, perturb=perturb,
+                [ensure(name)], methods, max_scenes=count, progress=False,
+                physics=args.consistency, perturb=perturb, start=start,
             )  # fmt: skip
         for method, s in summarize(records).items():
             keys = ("iou_b", "add_s", "size_err", "seconds_per_scene", "confidence_auroc",

@@ -177,6 +177,7 @@ def evaluate_scenes(
     depth_noise: int = 0,
     novel_view: int | None = None,
     physics: bool = False,
+    start: int = 0,
 ) -> list[SceneRecord]:
     """Run every method on one view of each scene; ``perturb(mesh, rng, obj) -> (mesh, T)`` may
     replace each canonical mesh by a perturbed, re-canonicalised copy (T maps the original
@@ -186,7 +187,8 @@ def evaluate_scenes(
     ``novel_view``: also render each output (posed from ``view_index``) in that other view of
     the scene and compare every object's visible mask with the true one (``novel_mask_iou``).
     ``physics``: also the interpenetration of the placed objects and their contact gap
-    (:func:`physical_plausibility`)."""
+    (:func:`physical_plausibility`). ``start``: skip the first this many scenes (then take up
+    to ``max_scenes``)."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -199,6 +201,7 @@ def evaluate_scenes(
     scenes = [s for root in roots for s in list_scenes(root)]
     if not scenes:
         raise FileNotFoundError(f"no scenes in {', '.join(map(str, roots))}")
+    scenes = scenes[start:]
     scenes = scenes[:max_scenes] if max_scenes else scenes
     records: list[SceneRecord] = []
     for k, scene in enumerate(tqdm(scenes, desc="evaluating", unit="scene", disable=not progress)):

@@ -3,8 +3,11 @@
 Each round perturbs rotation, translation and size (step sizes shrink geometrically from the
 settings' first to last value), adds one candidate per hypothesis that only moves along its
 viewing ray onto the observed depth, renders them all in one batch and keeps, per hypothesis,
-whatever scores better. From halfway on, with ``local_margin``, hypotheses far behind the best
-are no longer searched (they keep their pose).
+whatever scores better. With ``local_repeat``, a hypothesis whose last round improved also
+tries that step again, once and twice over: the score's valleys are narrow (a slightly too
+large object sitting a little too deep improves only when size and position move together),
+so a direction that worked is followed. From halfway on, with ``local_margin``, hypotheses far
+behind the best are no longer searched (they keep their pose).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def local_search(
 
     H, P = len(cand_R), st.perturbations
     renders = 0
+    last = [None] * H  # each hypothesis' last improving step: (rotation, translation, size ratio)
     for step in range(steps):
         f = step / max(steps - 1, 1)
         sig_r = np.radians(st.rotation_step[0] * (st.rotation_step[1] / st.rotation_step[0]) ** f)
@@ -52,25 +56,43 @@ def local_search(
             a = np.nonzero(cand_score <= cand_score.min() + st.local_margin)[0]
             rows = (a[:, None] * P + np.arange(P)).reshape(-1)
             new_R, new_t, new_s = new_R[rows], new_t[rows], new_s[rows]
-        A = len(a)
+        owner = np.repeat(np.arange(len(a)), P)
+        moves = []  # (R, t, s, owner)
+        if st.local_repeat:  # the last improving step again, once and twice over
+            again = [(i, h) for i, h in enumerate(a) if last[h] is not None]
+            for times in (1, 2):
+                for i, h in again:
+                    dR, dt, ds = last[h]
+                    moves.append((np.linalg.matrix_power(dR, times) @ cand_R[h],
+                                  cand_t[h] + times * dt, cand_s[h] * ds**times, i))  # fmt: skip
+        if moves:
+            new_R = np.concatenate([new_R, [m[0] for m in moves]])
+            new_t = np.concatenate([new_t, [m[1] for m in moves]])
+            new_s = np.concatenate([new_s, [m[2] for m in moves]])
+            owner = np.concatenate([owner, [m[3] for m in moves]])
+        A, tail = len(a), len(new_R)
         # one candidate per hypothesis only moves onto the observed depth
         new_R = np.concatenate([new_R, cand_R[a]])
         new_t = np.concatenate([new_t, cand_t[a]])
         new_s = np.concatenate([new_s, cand_s[a]])
         z = renderer.render(crop.K, pose_matrices(new_R, new_t, new_s), crop.tile_w, crop.tile_h)
-        delta = depth_shift(z[A * P :], crop)
+        delta = depth_shift(z[tail:], crop)
         norm = np.linalg.norm(cand_t[a], axis=1, keepdims=True)
-        new_t[A * P :] = cand_t[a] * (1.0 + delta[:, None] / np.maximum(norm, 1e-9))
-        z[A * P :] = renderer.render(
-            crop.K, pose_matrices(cand_R[a], new_t[A * P :], cand_s[a]), crop.tile_w, crop.tile_h
+        new_t[tail:] = cand_t[a] * (1.0 + delta[:, None] / np.maximum(norm, 1e-9))
+        z[tail:] = renderer.render(
+            crop.K, pose_matrices(cand_R[a], new_t[tail:], cand_s[a]), crop.tile_w, crop.tile_h
         )
         renders += len(new_R) + A
         sc = score(z, new_R, new_t, new_s)
-        owner = np.concatenate([np.repeat(np.arange(A), P), np.arange(A)])
+        owner = np.concatenate([owner, np.arange(A)])
         for i, h in enumerate(a):
             mine = np.nonzero(owner == i)[0]
             best = mine[np.argmin(sc[mine])]
             if sc[best] < cand_score[h]:
+                last[h] = (new_R[best] @ cand_R[h].T, new_t[best] - cand_t[h],
+                           new_s[best] / cand_s[h])  # fmt: skip
                 cand_R[h], cand_t[h], cand_s[h] = new_R[best], new_t[best], new_s[best]
                 cand_score[h] = sc[best]
+            else:
+                last[h] = None
     return renders

@@ -179,6 +179,24 @@ def test_refiner_recovers_a_turned_resized_start(chair, scene):
     assert result.alternatives and all("score" in a for a in result.alternatives)
 
 
+def test_the_size_ladder_is_narrower_for_a_mesh_that_is_not_the_objects_own(chair, scene):
+    observation, truth = scene
+    tried = {}
+    for stretch in (False, True):
+        settings = RenderCompareSettings(seed=0, stretch=stretch, rescue_score=None, steps=1,
+                                         stretch_rounds=1, sizes=(0.5, 1.0, 2.0),
+                                         stretch_sizes=(1.0,))  # fmt: skip
+        refiner = RenderCompareRefiner(settings)
+        refiner.trace = []
+        try:
+            (result,) = refiner.refine_detailed([truth[0]], [chair], observation, [[truth[0]]])
+        finally:
+            refiner.close()
+        assert result.pose is not None
+        tried[stretch] = len(refiner.trace[0]["size_s"])  # rotations carried x size factors
+    assert tried[False] == 3 * tried[True] > 0
+
+
 def test_confidence_is_lower_when_the_mesh_does_not_explain_the_view(chair, scene):
     observation, truth = scene
     wrong = trimesh.creation.icosphere(subdivisions=2)  # a ball for a chair
@@ -290,7 +308,8 @@ assert not any(m.startswith("scenemaker.synth") for m in sys.modules), "synth wa
 @pytest.mark.parametrize(
     "bad, word",
     [(dict(turns=0), "turns"), (dict(steps=-1), "steps"), (dict(sizes=()), "sizes"),
-     (dict(sizes=(1.0, -2.0)), "sizes"), (dict(tile=4), "tiles"), (dict(plane_up="up"), "plane_up")],
+     (dict(sizes=(1.0, -2.0)), "sizes"), (dict(tile=4), "tiles"), (dict(plane_up="up"), "plane_up"),
+     (dict(stretch_sizes=()), "stretch_sizes"), (dict(sizes="x"), "sizes")],
 )  # fmt: skip
 def test_bad_settings_are_refused_by_name(bad, word):
     with pytest.raises(ValueError, match=word):

@@ -383,7 +383,7 @@ class RenderCompareRefiner:
         top = distinct(R, order, st.keep, st.distinct_deg)
         renderer.set_mesh(*obj.render_mesh)  # full detail from here on
         # 2. sizes for the best distinct rotations
-        factors = np.asarray(st.sizes)
+        factors = np.asarray(st.stretch_sizes if st.stretch and st.stretch_sizes else st.sizes)
         R2 = np.repeat(R[top], len(factors), axis=0)
         s2 = (factors[None] * s[top][:, None]).reshape(-1)
         # scaled about the observed centre, so the visible surface stays where ICP put it

@@ -83,7 +83,12 @@ def test_rerunning_one_mesh_replaces_only_its_glb(finished):
     assert _poses(out, "refine")["poses"][:2] == refined["poses"][:2]
     meshes = json.loads((out / "object3d/objects.json").read_text())["objects"]
     assert [m["source"].split(":")[0] for m in meshes] == ["lift", "lift", "retrieval"]
-    assert [r["mesh"] for r in result.report["per_object"]] == [m["source"] for m in meshes]
+    # the report names the mesh each object was placed with: the refine stage's choice among
+    # the object's candidate meshes (the retrieved one has alternatives)
+    choices = [r.get("mesh_choice") if r else None for r in _poses(out, "refine")["objects"]]
+    placed = [m["source"] if not c else m["alternatives"][c - 1]["source"]
+              for m, c in zip(meshes, choices, strict=True)]  # fmt: skip
+    assert [r["mesh"] for r in result.report["per_object"]] == placed
     assert result.report["placed"] == 3
 
 

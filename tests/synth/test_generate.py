@@ -56,11 +56,14 @@ def test_resume_redoes_only_missing_scenes(reference, tmp_path):
     shutil.copytree(reference, out)
     shutil.rmtree(out / "scene_000001")
     (out / ".tmp_scene_000002_12345").mkdir()  # left over by a killed worker
+    shared = next((out / "objects").glob("*/*"))
+    (shared / ".samples.npz.k1ll3d.tmp").write_bytes(b"half")  # killed writing a shared object
     before = (out / "scene_000000" / "scene.json").stat().st_mtime_ns
     result = generate_dataset(out, 3, _config(), workers=1, progress=False)
     assert result["run"] == {**result["run"], "scenes_written": 1, "scenes_kept": 2}
     assert (out / "scene_000000" / "scene.json").stat().st_mtime_ns == before
     assert not list(out.glob(".tmp_scene_*"))
+    assert not list(shared.glob(".*.tmp"))
     _same_tree(reference, out)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import warnings
 from pathlib import Path
@@ -135,8 +134,9 @@ def run_ray(
             complete, running = ray.wait(running, num_returns=1)
             for ref in complete:
                 finished(ray.get(ref))
-        for stale in Path(out).glob(".tmp_scene_*"):  # left by workers that died mid-scene
-            shutil.rmtree(stale, ignore_errors=True)
+        from .generate import remove_leftovers
+
+        remove_leftovers(Path(out))  # left by workers that died mid-scene
     finally:
         for ref in running:
             ray.cancel(ref)

@@ -100,8 +100,17 @@ def prepare_output(out: Path, config: GenerateConfig) -> None:
         if any(SCENE_DIR.match(p.name) for p in out.iterdir()):
             raise GenerationError(f"{out}: holds scenes but no generate.json; use a new --out")
         atomic_write_json(settings, wanted)
-    for stale in out.glob(".tmp_scene_*"):
+    remove_leftovers(out)
+
+
+def remove_leftovers(out: Path) -> None:
+    """Delete what killed workers leave: partial scene folders and shared objects' temp files.
+
+    Call only while no worker writes to ``out`` (before a run starts or after it ends)."""
+    for stale in Path(out).glob(".tmp_scene_*"):
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in Path(out).glob("objects/*/*/.*.tmp"):  # ``.samples.npz.XXXX.tmp``
+        stale.unlink(missing_ok=True)
 
 
 def _normalise(value):

@@ -138,12 +138,13 @@ class CandidateRenderer:
         )
         self._mesh = (vbo, ibo, vao)
         self._mesh_key = key
+        self._cull = hidden_side(vertices, faces)
 
     def _release_mesh(self) -> None:
         if self._mesh is not None:
             for item in reversed(self._mesh):
                 item.release()
-        self._mesh, self._mesh_key = None, None
+        self._mesh, self._mesh_key, self._cull = None, None, None
 
     def render(self, K_crop: np.ndarray, matrices: np.ndarray, tile_w: int, tile_h: int):
         if self._mesh is None:
@@ -174,7 +175,11 @@ class CandidateRenderer:
         columns = matrices.transpose(0, 2, 1).reshape(n, 16).astype("f4")  # column-major
         self._instances.write(np.concatenate([columns, tiles], 1).tobytes())
         ctx.enable(moderngl.DEPTH_TEST)
-        ctx.disable(moderngl.CULL_FACE)
+        if self._cull is None:
+            ctx.disable(moderngl.CULL_FACE)
+        else:  # a closed mesh: the faces turned away are always hidden; skip drawing them
+            ctx.enable(moderngl.CULL_FACE)
+            ctx.cull_face = self._cull
         for plane in range(4):
             ctx.enable_direct(_GL_CLIP_DISTANCE0 + plane)
         self._fbo.use()
@@ -192,6 +197,35 @@ class CandidateRenderer:
                 self._release_mesh()
             self._ctx.release()
             self._ctx = None
+
+
+def hidden_side(vertices: np.ndarray, faces: np.ndarray) -> str | None:
+    """Which faces of a closed mesh the camera never sees first ("back" when its faces wind
+    counter-clockwise seen from outside, "front" when clockwise), or None when the mesh is
+    not closed with consistent winding (an open scan, a flipped face): then every face is
+    drawn. Culling that side leaves the nearest depth of every pixel as it was."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices, faces, process=False, validate=False)
+    if not (mesh.is_watertight and mesh.is_winding_consistent):
+        return None
+    # each connected part's signed volume: all outward or all inward (a part turned inside
+    # out would lose its visible faces)
+    from trimesh.graph import connected_component_labels
+
+    labels = connected_component_labels(mesh.face_adjacency, node_count=len(faces))
+    tri = np.asarray(vertices, np.float64)[np.asarray(faces)]
+    signed = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
+    parts = np.bincount(labels, weights=signed)
+    scale = float(np.abs(signed).sum()) + 1e-30
+    if not np.isfinite(parts).all() or not (
+        (parts > 1e-9 * scale).all() or (parts < -1e-9 * scale).all()
+    ):
+        return None
+    volume = parts.sum()
+    # GL's back faces are those wound clockwise in window coordinates: an outward CCW face
+    # turned away from the camera (tests/render check it against drawing every face)
+    return "back" if volume > 0 else "front"
 
 
 def render_mesh(mesh, max_faces: int):

@@ -406,10 +406,14 @@ def test_rescue_settings_are_checked_by_name():
     "setting",
     [{"place_tol": 0}, {"size_floor": -1.0}, {"size_floor": float("nan")},
      {"rescue_score": -0.1}, {"local_margin": "x"}, {"pool_exit_score": float("inf")},
-     {"stretch_max": 0}, {"stretch_weight": -1}, {"stretch_score": "x"}],
+     {"stretch_max": 0}, {"stretch_weight": -1}, {"stretch_score": "x"},
+     {"stretch_box_weight": -0.5}, {"score": {"box_weight": float("nan")}},
+     {"score": {"depth_weight": "x"}}],
 )  # fmt: skip
 def test_bad_thresholds_are_refused_by_name(setting):
     (name,) = setting
+    if name == "score":
+        name = f"score.{next(iter(setting['score']))}"
     with pytest.raises(ValueError, match=f"render refiner: {name} must be a number"):
         RenderCompareSettings(**setting)
 
@@ -487,3 +491,50 @@ def test_stretch_fits_a_mesh_of_other_proportions(chair, scene):
     finally:
         refiner.close()
     assert own.stretch is None or np.allclose(own.stretch, 1.0, atol=0.05), own.stretch
+
+
+def test_free_sides_exclude_occluders_and_the_image_border():
+    from scenemaker.refine.scoring import box_misfit
+
+    K = np.array([[60.0, 0, 31.5], [0, 60.0, 31.5], [0, 0, 1]])
+    depth = np.full((64, 64), 3.0, np.float32)
+    own = np.zeros((64, 64), bool)
+    own[0:20, 20:40] = True  # cut by the image's top border
+    depth[own] = 2.0
+    other = np.zeros_like(own)
+    other[5:15, 10:20] = True  # nearer, just left of it: may hide its left end
+    depth[5:15, 10:20] = 1.5
+    other[5:15, 40:50] = True  # just right of it but farther away: hides nothing
+    depth[5:15, 40:50] = 2.5
+    crop = crop_observation(depth, K, own, other, max_tile=64)
+    assert crop.free == (False, True, False, True)  # left, right, top, bottom
+    # the silhouette's ends on the free sides: right and bottom
+    drawn = np.stack([crop.own, np.roll(crop.own, 3, axis=1), np.zeros_like(crop.own)])
+    misfit = box_misfit(drawn, crop)
+    span = 19  # the mask's longer side, in crop pixels
+    np.testing.assert_allclose(misfit, [0.0, 0.5 * 3 / span, 1.0])
+
+
+def test_box_term_leaves_the_true_pose_best(chair, scene, candidates):
+    observation, truth = scene
+    pose = truth[0]
+    crop = crop_observation(observation.depth, observation.K, observation.masks[0],
+                            np.zeros_like(observation.masks[0]), max_tile=64)  # fmt: skip
+    assert all(crop.free)
+    every = [pose, *(Pose(pose.R, pose.t, pose.s * f) for f in (0.9, 1.1))]
+    candidates.set_mesh(chair.vertices, chair.faces)
+    z = candidates.render(
+        crop.K, pose_matrices([p.R for p in every], [p.t for p in every], [p.s for p in every]),
+        crop.tile_w, crop.tile_h,
+    )  # fmt: skip
+    sizes = np.array([p.s for p in every])
+    plain = score_depths(z, sizes, crop, ScoreSettings())["score"]
+    boxed = score_depths(z, sizes, crop, ScoreSettings(box_weight=0.5))["score"]
+    assert boxed[0] - plain[0] < 0.01  # the true silhouette ends where the mask does
+    assert (boxed[1:] - plain[1:] > 0.01).all()  # a wrong size misses the mask's ends
+    # the refiner weighs it only for a mesh that is not the object's own (stretch on)
+    for stretch, expected in ((False, plain), (True, boxed)):
+        refiner = RenderCompareRefiner(stretch=stretch, stretch_box_weight=0.5)
+        refiner._prior, refiner._plane = None, None
+        R, t = np.array([p.R for p in every]), np.array([p.t for p in every])
+        np.testing.assert_allclose(refiner._score(z, R, t, sizes, crop)["score"], expected)

@@ -24,6 +24,8 @@ confidence in [0, 1] (:func:`confidence`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..render.candidates import render_mesh
@@ -220,8 +222,6 @@ class RenderCompareRefiner:
         cut by the image border: the first size and placement guesses were off): every face,
         the pool's size as the first size, only the visible part centred, more rotations
         kept. The better of the two wins; the renders of both are counted."""
-        from dataclasses import replace
-
         first = self.settings
         self.settings = replace(first, **{"pool_exit_score": None, **first.rescue})
         try:
@@ -285,8 +285,10 @@ class RenderCompareRefiner:
         """Render-and-compare score plus, where a support plane was found, penetration below
         it and the gap under the candidate's lowest part (``stretch``: (N, 3) scales of the
         mesh's axes, refine/stretch.py)."""
-        out = score_depths(z, s, crop, self.settings.score, self._prior)
         st = self.settings.score
+        if self.settings.stretch and self.settings.stretch_box_weight is not None:
+            st = replace(st, box_weight=self.settings.stretch_box_weight)
+        out = score_depths(z, s, crop, st, self._prior)
         if self._plane is not None and (st.penetration_weight > 0 or st.gap_weight > 0):
             from .support import contact_terms
 

@@ -35,6 +35,13 @@ class RenderCompareSettings:
     """With ``stretch`` (a mesh that is not the object's own), these factors instead, in both
     searches: a wider ladder lets a wrong shape grow or shrink to fit (validation retrieval
     pipeline IoU-B 0.647 with the wider ones, 0.675 with these; None: ``sizes``)."""
+    stretch_box_weight: float | None = 0.5
+    """With ``stretch``, the score's ``box_weight`` (how far the rendered silhouette's ends
+    miss the visible mask's, refine/scoring.py) is this instead (None: the score's own): a
+    wrong shape's thin parts otherwise stick out or fall short at little cost, and its box
+    with them. Validation (another instance's mesh, 16 procedural scenes): IoU-B 0.580 without,
+    0.595 / 0.604 / 0.570 at 0.2 / 0.5 / 1; with the objects' own meshes 0.5 lost 0.007
+    (pybullet 0.956 to 0.936), so it is off there."""
     size_icp: int = 2
     """ICP rounds for every size hypothesis before it is scored."""
     local: int = 4
@@ -154,6 +161,13 @@ class RenderCompareSettings:
     def __post_init__(self):
         if isinstance(self.score, dict):
             self.score = ScoreSettings(**self.score)
+        if not isinstance(self.score, ScoreSettings):
+            raise ValueError(f"render refiner: score must be score settings, got {self.score!r}")
+        for name, value in asdict(self.score).items():
+            if not (isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0):
+                raise ValueError(
+                    f"render refiner: score.{name} must be a number >= 0, got {value!r}"
+                )
         unknown = set(self.rescue) - set(self.__dataclass_fields__) | {"rescue", "score"} & set(
             self.rescue
         )
@@ -216,7 +230,8 @@ class RenderCompareSettings:
             if not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
                 raise ValueError(f"render refiner: {name} must be a number > 0, got {value!r}")
         for name in ("rescue_score", "pool_exit_score", "local_margin", "early_exit_score",
-                     "stretch_score", "stretch_weight", "stretch_min_gain"):  # fmt: skip
+                     "stretch_score", "stretch_weight", "stretch_min_gain",
+                     "stretch_box_weight"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not (
                 isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0

@@ -41,6 +41,9 @@ class CropObservation:
     own: np.ndarray  # (th, tw) bool: this object's visible mask
     other: np.ndarray  # (th, tw) bool: other objects' visible masks
     own_pixels: int
+    free: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    """Sides (left, right, top, bottom) where the visible mask ends at the object's own
+    outline: not at the image border, and no other object in front next to it there."""
 
     def rays(self) -> np.ndarray:
         """(th, tw, 3) camera-frame ray of each crop pixel, scaled to z = 1."""
@@ -78,11 +81,40 @@ def crop_observation(
     th, tw = crop_own.shape
     if not crop_own.any():  # a mask thinner than the sampling step: keep its pixels
         crop_own = _max_pool(np.asarray(own, dtype=bool)[y0:y1, x0:x1], stride, th, tw)
+    crop_other = np.asarray(other, dtype=bool)[grid] & ~crop_own
+    border = (cols.min() == 0, cols.max() == w_img - 1, rows.min() == 0, rows.max() == h_img - 1)
+    free = tuple(
+        not cut and not hidden
+        for cut, hidden in zip(
+            border, _occluded_sides(crop_own, crop_other, crop_depth), strict=True
+        )
+    )
     return CropObservation(
         (int(x0), int(y0), w, h), stride, tw, th, crop_intrinsics(K, x0, y0, stride),
-        crop_depth.astype(np.float32), crop_own,
-        np.asarray(other, dtype=bool)[grid] & ~crop_own, int(crop_own.sum()),
+        crop_depth.astype(np.float32), crop_own, crop_other, int(crop_own.sum()), free,
     )  # fmt: skip
+
+
+def _occluded_sides(own: np.ndarray, other: np.ndarray, depth: np.ndarray):
+    """(left, right, top, bottom): whether some mask pixel's neighbour on that side belongs to
+    another object that is nearer (or has no depth): the outline there may be hidden."""
+    result = []
+    for axis, step in ((1, -1), (1, 1), (0, -1), (0, 1)):
+        n = own.shape[axis]
+        a = [slice(None)] * 2
+        b = [slice(None)] * 2
+        # mask pixel at i, neighbour at i + step
+        a[axis] = slice(max(0, -step), n - max(0, step))
+        b[axis] = slice(max(0, step), n - max(0, -step))
+        edge = own[tuple(a)] & other[tuple(b)]
+        if edge.any():
+            d_own, d_nb = depth[tuple(a)][edge], depth[tuple(b)][edge]
+            result.append(
+                bool(((d_nb <= 0) | (d_nb < d_own + 0.02 * np.maximum(d_own, 0.1))).any())
+            )
+        else:
+            result.append(False)
+    return tuple(result)
 
 
 def _max_pool(mask: np.ndarray, stride: int, th: int, tw: int) -> np.ndarray:
@@ -109,6 +141,10 @@ class ScoreSettings:
     gap_weight: float = 1.0
     """Weight of the gap between the candidate's lowest part and the support plane or another
     object's observed surface (share of its size): objects rest on something."""
+    box_weight: float = 0.0
+    """Weight of how far the rendered silhouette's extreme pixels miss the visible mask's on
+    its free sides (share of the mask's longer side; 1 for a candidate that draws nothing):
+    a thin part that sticks out or falls short costs few pixels but moves the object's box."""
     size_prior: float = 0.0
     """Weight of |log(size / prior size)|: breaks ties the image leaves open (an object cut by
     the image border or hidden behind others shows only a lower bound on its size)."""
@@ -145,6 +181,8 @@ def score_depths(
     # rendered pixels of the mask without valid depth count as neither good nor bad
     residual = np.where(counted > 0, residual_sum / np.maximum(counted, 1), 1.0)
     score = (1.0 - iou) + settings.depth_weight * residual
+    if settings.box_weight > 0 and any(crop.free):
+        score = score + settings.box_weight * box_misfit(drawn, crop)
     if prior_size is not None and settings.size_prior > 0:
         score = score + settings.size_prior * np.abs(np.log(sizes.reshape(-1) / prior_size))
     return {
@@ -167,3 +205,21 @@ def depth_shift(rendered: np.ndarray, crop: CropObservation) -> np.ndarray:
     if overlap.any():
         shift[overlap] = np.nanmedian(diff[overlap], axis=1)
     return shift
+
+
+def box_misfit(drawn: np.ndarray, crop: CropObservation) -> np.ndarray:
+    """(N,) mean over the crop's free sides of |rendered extreme - mask extreme| in crop
+    pixels over the mask's longer side, capped at 1 (1 where nothing is drawn)."""
+    rows, cols = np.nonzero(crop.own)
+    target = np.array([cols.min(), cols.max(), rows.min(), rows.max()], dtype=np.float64)
+    span = max(cols.max() - cols.min(), rows.max() - rows.min(), 1)
+    across = drawn.any(1)  # (N, tw): columns drawn
+    down = drawn.any(2)  # (N, th): rows drawn
+    empty = ~across.any(1)
+    extremes = np.stack([
+        across.argmax(1), crop.tile_w - 1 - across[:, ::-1].argmax(1),
+        down.argmax(1), crop.tile_h - 1 - down[:, ::-1].argmax(1),
+    ], 1).astype(np.float64)  # fmt: skip
+    free = np.asarray(crop.free)
+    miss = np.minimum(np.abs(extremes - target[None])[:, free] / span, 1.0).mean(1)
+    return np.where(empty, 1.0, miss)

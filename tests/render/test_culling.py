@@ -18,12 +18,11 @@ def _shape():
 
 
 def _depths(vertices, faces, cull):
-    renderer = CandidateRenderer(max_batch=16, max_tile=64)
+    renderer = CandidateRenderer(max_batch=16, max_tile=64, cull=cull)
     try:
         renderer.set_mesh(vertices, faces)
-        chosen = renderer._cull
-        if not cull:
-            renderer._cull = None
+        chosen = hidden_side(vertices, faces)
+        assert renderer._cull == (chosen if cull else None)
         K = np.array([[70.0, 0, 31.5], [0, 70.0, 31.5], [0, 0, 1]])
         R = Rotation.random(12, random_state=5).as_matrix()
         t = np.tile([0.1, -0.05, 3.0], (12, 1))

@@ -81,10 +81,13 @@ class CandidateRenderer:
     camera-frame z (0 where empty). Up to ``max_batch`` candidates share one draw.
     """
 
-    def __init__(self, max_batch: int = 64, max_tile: int = 96, near: float = 0.01, far=100.0):
+    def __init__(self, max_batch: int = 64, max_tile: int = 96, near: float = 0.01, far=100.0,
+                 cull: bool = True):  # fmt: skip
         if max_batch < 1 or max_tile < 4:
             raise ValueError(f"max_batch >= 1 and max_tile >= 4, got {max_batch}, {max_tile}")
         self.max_batch, self.max_tile, self.near, self.far = max_batch, max_tile, near, far
+        self.cull = cull
+        """Skip the faces a closed mesh turns away (:func:`hidden_side`; the same depth)."""
         self.cols = int(np.ceil(np.sqrt(max_batch)))
         self.rows = int(np.ceil(max_batch / self.cols))
         self._ctx = None
@@ -138,7 +141,7 @@ class CandidateRenderer:
         )
         self._mesh = (vbo, ibo, vao)
         self._mesh_key = key
-        self._cull = hidden_side(vertices, faces)
+        self._cull = hidden_side(vertices, faces) if self.cull else None
 
     def _release_mesh(self) -> None:
         if self._mesh is not None:

@@ -309,7 +309,8 @@ assert not any(m.startswith("scenemaker.synth") for m in sys.modules), "synth wa
     "bad, word",
     [(dict(turns=0), "turns"), (dict(steps=-1), "steps"), (dict(sizes=()), "sizes"),
      (dict(sizes=(1.0, -2.0)), "sizes"), (dict(tile=4), "tiles"), (dict(plane_up="up"), "plane_up"),
-     (dict(stretch_sizes=()), "stretch_sizes"), (dict(sizes="x"), "sizes")],
+     (dict(stretch_sizes=()), "stretch_sizes"), (dict(sizes="x"), "sizes"),
+     (dict(score={"box_wieght": 0.5}), "score has no box_wieght")],
 )  # fmt: skip
 def test_bad_settings_are_refused_by_name(bad, word):
     with pytest.raises(ValueError, match=word):

@@ -57,3 +57,15 @@ def test_open_or_inside_out_meshes_are_drawn_whole():
     flipped = trimesh.creation.box().faces.copy()
     flipped[0] = flipped[0][::-1]  # one face wound the other way
     assert hidden_side(trimesh.creation.box().vertices, flipped) is None
+
+
+@pytest.mark.parametrize("faces", [[[0, 1, 9]], [[0, 1, -1]], [[0, 1]]])
+def test_faces_that_are_not_vertex_indices_are_refused(faces):
+    renderer = CandidateRenderer(max_batch=4, max_tile=16)
+    try:
+        with pytest.raises(ValueError, match="indices into its 3 vertices"):
+            renderer.set_mesh(np.eye(3), np.array(faces))
+    finally:
+        renderer.release()
+    with pytest.raises(ValueError, match="cull must be true or false"):
+        CandidateRenderer(cull="no")

@@ -160,6 +160,9 @@ class RenderCompareSettings:
 
     def __post_init__(self):
         if isinstance(self.score, dict):
+            unknown = set(self.score) - set(ScoreSettings.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"render refiner: score has no {', '.join(sorted(unknown))}")
             self.score = ScoreSettings(**self.score)
         if not isinstance(self.score, ScoreSettings):
             raise ValueError(f"render refiner: score must be score settings, got {self.score!r}")

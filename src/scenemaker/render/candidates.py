@@ -86,6 +86,8 @@ class CandidateRenderer:
         if max_batch < 1 or max_tile < 4:
             raise ValueError(f"max_batch >= 1 and max_tile >= 4, got {max_batch}, {max_tile}")
         self.max_batch, self.max_tile, self.near, self.far = max_batch, max_tile, near, far
+        if not isinstance(cull, bool):
+            raise ValueError(f"cull must be true or false, got {cull!r}")
         self.cull = cull
         """Skip the faces a closed mesh turns away (:func:`hidden_side`; the same depth)."""
         self.cols = int(np.ceil(np.sqrt(max_batch)))
@@ -121,6 +123,13 @@ class CandidateRenderer:
         faces = np.ascontiguousarray(faces, dtype="i4")
         if vertices.ndim != 2 or vertices.shape[1] != 3 or len(faces) == 0:
             raise ValueError("mesh needs (V, 3) vertices and at least one face")
+        if (
+            faces.ndim != 2
+            or faces.shape[1] != 3
+            or faces.min() < 0
+            or faces.max() >= len(vertices)
+        ):
+            raise ValueError(f"mesh faces must be (F, 3) indices into its {len(vertices)} vertices")
         vbo = self._ctx.buffer(vertices.tobytes())
         ibo = self._ctx.buffer(faces.tobytes())
         vao = self._ctx.vertex_array(
@@ -225,10 +234,9 @@ def hidden_side(vertices: np.ndarray, faces: np.ndarray) -> str | None:
         (parts > 1e-9 * scale).all() or (parts < -1e-9 * scale).all()
     ):
         return None
-    volume = parts.sum()
     # GL's back faces are those wound clockwise in window coordinates: an outward CCW face
     # turned away from the camera (tests/render check it against drawing every face)
-    return "back" if volume > 0 else "front"
+    return "back" if parts[0] > 0 else "front"
 
 
 def render_mesh(mesh, max_faces: int):

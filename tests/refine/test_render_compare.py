@@ -310,7 +310,9 @@ assert not any(m.startswith("scenemaker.synth") for m in sys.modules), "synth wa
     [(dict(turns=0), "turns"), (dict(steps=-1), "steps"), (dict(sizes=()), "sizes"),
      (dict(sizes=(1.0, -2.0)), "sizes"), (dict(tile=4), "tiles"), (dict(plane_up="up"), "plane_up"),
      (dict(stretch_sizes=()), "stretch_sizes"), (dict(sizes="x"), "sizes"),
-     (dict(score={"box_wieght": 0.5}), "score has no box_wieght")],
+     (dict(score={"box_wieght": 0.5}), "score has no box_wieght"),
+     (dict(rotation_sizes=(1.0, 0.0)), "rotation_sizes"), (dict(hidden_sizes=None), "hidden_sizes"),
+     (dict(hidden_score=-1.0), "hidden_score")],
 )  # fmt: skip
 def test_bad_settings_are_refused_by_name(bad, word):
     with pytest.raises(ValueError, match=word):
@@ -539,3 +541,43 @@ def test_box_term_leaves_the_true_pose_best(chair, scene, candidates):
         refiner._prior, refiner._plane = None, None
         R, t = np.array([p.R for p in every]), np.array([p.t for p in every])
         np.testing.assert_allclose(refiner._score(z, R, t, sizes, crop)["score"], expected)
+
+
+def test_an_object_hidden_behind_another_is_tried_at_several_sizes(chair, scene):
+    """Half a chair hides behind a board: the visible part does not say how big it is, and
+    at the pool's size (half the truth) no rotation places well. The third search tries every
+    rotation larger too, and the chair is found; a chair seen whole never gets that search."""
+    size = 0.8
+    height = size / 2 * (chair.bounds[1, 1] - chair.bounds[0, 1]) / 2
+    board = canonicalize_mesh(trimesh.creation.box((1.0, 1.0, 0.2)))[0]
+    observation, truth = _frame(
+        chair, Pose(_yaw(35), np.array([0.0, height, 0.0]), size),
+        extra=[(board, Pose(_yaw(-27), np.array([0.3, 0.3, 0.7]), 0.8))],
+    )  # fmt: skip
+    g = truth[0]
+    start = Pose(g.R @ _yaw(25), g.t + np.array([0.05, 0.0, 0.1]), g.s * 0.5)
+    samples = chair.sample(2048, seed=0)
+
+    def search(observation, poses, meshes, **settings):
+        settings = dict(faces=False, rescue={"faces": False, "seed": 1}, **settings)
+        refiner = RenderCompareRefiner(RenderCompareSettings(**settings), workers=1)
+        try:
+            return refiner.refine_detailed(poses, meshes, observation, [[p] for p in poses])[0]
+        finally:
+            refiner.close()
+
+    # scores above 0 always get the second search, and the third for a hidden object
+    two = search(observation, [start, truth[1]], [chair, board], rescue_score=0.0,
+                 hidden_score=None)  # fmt: skip
+    three = search(observation, [start, truth[1]], [chair, board], rescue_score=0.0,
+                   hidden_score=0.0)  # fmt: skip
+    p = three.pose
+    assert add_s(samples, (p.R, p.t, p.s), (g.R, g.t, g.s)) < 0.03
+    assert three.score < two.score and three.renders > two.renders
+    assert three.note == "found by the search at larger sizes (hidden object)"
+    # a chair seen whole shows its extent: no third search
+    observation, truth = scene
+    start = Pose(truth[0].R @ _yaw(25), truth[0].t, truth[0].s * 0.5)
+    found = [search(observation, [start], [chair], rescue_score=0.0, hidden_score=h)
+             for h in (None, 0.0)]  # fmt: skip
+    assert found[0].renders == found[1].renders and found[0].pose.s == found[1].pose.s

@@ -133,3 +133,43 @@ def test_layout_probabilities_are_checked():
     for bad in (dict(any_face=-0.1), dict(stack=1.5)):
         with pytest.raises(LayoutError, match="probability"):
             LayoutConfig(**bad).validate()
+
+
+def test_a_stacked_object_rests_on_the_surface_below_it_not_on_its_box():
+    """A box stacked on a cone, off its apex, comes down from the cone's box top until it
+    sits on the slope (touching, not sunk into it); without surfaces it stays on the box
+    top."""
+    import trimesh
+    from scipy.spatial import ConvexHull, cKDTree
+
+    from scenemaker.geometry.canonical import canonicalize_mesh
+    from scenemaker.geometry.sampling import sample_surface
+
+    cone = trimesh.creation.cone(1.0, 1.0, sections=48)
+    cone.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
+    cone = canonicalize_mesh(cone)[0]  # apex up
+    box = canonicalize_mesh(trimesh.creation.box((1.0, 0.3, 1.0)))[0]
+    meshes = [cone, box]
+    extents = [m.extents for m in meshes]
+    surfaces = [sample_surface(m, 4096, seed=0)[0] for m in meshes]
+    config = LayoutConfig(min_objects=2, max_objects=2, stack=1.0, clearance=0.02)
+    dropped = 0
+    for seed in range(20):
+        on_box = sample_layout(extents, [1.2, 0.3], np.random.default_rng(seed), config)
+        rested = sample_layout(extents, [1.2, 0.3], np.random.default_rng(seed), config, surfaces)
+        cone_top = on_box[0].apply(cone.vertices)[:, 1].max()
+        if on_box[1].apply(box.vertices)[:, 1].min() < cone_top:
+            continue  # not stacked in this draw
+        np.testing.assert_allclose(rested[0].t, on_box[0].t)  # the support does not move
+        lowered = rested[1].apply(box.vertices)[:, 1].min()
+        if lowered > cone_top - 0.02:
+            continue  # the apex is under the box: it rests on the apex, at the box top
+        box_points = rested[1].apply(sample_surface(box, 8192, seed=1)[0])
+        # resting: close to the cone, yet (almost) none of it inside (the cone is convex)
+        cone_points = rested[0].apply(sample_surface(cone, 20000, seed=1)[0])
+        assert cKDTree(cone_points).query(box_points)[0].min() < 0.03
+        hull = ConvexHull(rested[0].apply(cone.vertices))
+        depth = (box_points @ hull.equations[:, :3].T + hull.equations[:, 3]).max(1)
+        assert depth.min() > -0.01  # no point more than 1 cm inside
+        dropped += 1
+    assert dropped >= 3

@@ -166,6 +166,10 @@ class RenderCompareRefiner:
             found = self._search(obj, task.pool, renderer, task.k)
             if st.rescue_score is not None and found.score > st.rescue_score:
                 found = self._rescue(obj, task.pool, renderer, task.k, found, coarse_mesh)
+                if (st.hidden_score is not None and found.score > st.hidden_score
+                        and not all(obj.crop_coarse.free)):  # fmt: skip
+                    found = self._rescue(obj, task.pool, renderer, task.k, found, coarse_mesh,
+                                         {"rotation_sizes": st.hidden_sizes})  # fmt: skip
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             return ObjectRefinement(task.fallback, note=f"search failed: {exc}")
         if st.consistency:  # the consistency step scores the chosen poses again
@@ -217,13 +221,15 @@ class RenderCompareRefiner:
 
     # -- the search ------------------------------------------------------------------------
 
-    def _rescue(self, obj, pool, renderer, k, found, coarse_mesh):
+    def _rescue(self, obj, pool, renderer, k, found, coarse_mesh, extra=None):
         """A second, wider search for an object whose best pose still fits badly (occluded or
         cut by the image border: the first size and placement guesses were off): every face,
         the pool's size as the first size, only the visible part centred, more rotations
-        kept. The better of the two wins; the renders of both are counted."""
+        kept (``extra``: settings changed on top, for the third search). The better of the
+        two wins; the renders of both are counted."""
         first = self.settings
-        self.settings = replace(first, **{"pool_exit_score": None, **first.rescue})
+        extra = extra or {}
+        self.settings = replace(first, **{"pool_exit_score": None, **first.rescue, **extra})
         try:
             renderer.set_mesh(*coarse_mesh)
             again = self._search(obj, pool, renderer, k)
@@ -233,7 +239,9 @@ class RenderCompareRefiner:
         best, other = (again, found) if again.score < found.score else (found, again)
         best.renders = found.renders + again.renders
         best.hypotheses = found.hypotheses + again.hypotheses
-        best.note = "rescued by the wider search" if best is again else best.note
+        if best is again:
+            best.note = ("found by the search at larger sizes (hidden object)" if extra
+                         else "rescued by the wider search")  # fmt: skip
         return best
 
     def _sizes(self, obj: _Object, R: np.ndarray, s0: float) -> np.ndarray:
@@ -334,7 +342,14 @@ class RenderCompareRefiner:
         Returns (R, t, s, scores dict, renders)."""
         st = self.settings
         renders = 0
-        s = self._sizes(obj, R, s0)
+        lower = self._sizes(obj, R, 0.0)  # what covers the observed points
+        s = np.maximum(lower, st.size_floor * s0)
+        if len(st.rotation_sizes) > 1:
+            # an object hidden or cut on some side: its extent there is unknown, so each
+            # rotation is tried at several sizes
+            f = np.asarray(st.rotation_sizes, dtype=np.float64)
+            s = np.maximum(lower[:, None], s[:, None] * f[None]).reshape(-1)
+            R = np.repeat(R, len(f), axis=0)
         t, n = self._place(obj, renderer, obj.crop_coarse, R, s)
         renders += n
         if st.coarse_icp:

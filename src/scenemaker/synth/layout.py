@@ -2,7 +2,8 @@
 
 By default each object stands upright on the floor (its box bottom at y = 0) and turns about
 +y. With ``any_face`` an object may rest on any of the six faces of its box (lying on its side
-or upside down), and with ``stack`` it may rest on top of an object placed before it. Every
+or upside down), and with ``stack`` it may rest on top of an object placed before it (given
+the objects' surface samples, lowered from the support's box top onto its surface). Every
 box keeps one axis vertical, so two boxes intersect exactly when their footprints (oriented
 rectangles in the xz plane, separating-axis test with a clearance) and their height intervals
 both overlap. Objects are placed one by one next to (or on) an already placed one, so scenes
@@ -105,8 +106,14 @@ def sample_layout(
     sizes: list[float],
     rng: np.random.Generator,
     config: LayoutConfig,
+    surfaces: list[np.ndarray] | None = None,
 ) -> list[Pose]:
     """Place objects with canonical box ``extents`` and longest sides ``sizes`` (metres).
+
+    ``surfaces``: each object's canonical surface samples (M, 3). With them a stacked object
+    is lowered from the top of its support's box until its surface rests on the surfaces
+    below it (a box on a cone sits on the cone's tip, not on the tip's height level with
+    the box's corners afloat); without them it rests on the support's box.
 
     Returns one Pose per object. Raises LayoutError when an object cannot be placed in
     ``config.max_tries`` attempts (or, with an arena, when the footprints cannot fit at all).
@@ -126,6 +133,7 @@ def sample_layout(
     centers: list[np.ndarray] = []
     heights: list[tuple[float, float]] = []  # (bottom, top) of each placed box
     supports: list[bool] = []  # already carries an object on top
+    posed: list[np.ndarray] = []  # each placed object's surface samples, world frame
     for k in range(n):
         face = 0
         if config.any_face > 0 and rng.random() < config.any_face:
@@ -178,7 +186,17 @@ def sample_layout(
                 continue
             if stacked_on is not None and not _inside(fp, prints[stacked_on]):
                 continue
-            poses.append(object_pose(extents[k], sizes[k], yaw, center, face, base))
+            pose = object_pose(extents[k], sizes[k], yaw, center, face, base)
+            if surfaces is not None:
+                points = pose.apply(np.asarray(surfaces[k], dtype=np.float64))
+                if stacked_on is not None:  # down onto what is really below it
+                    drop = _rest_drop(points, posed, sizes[k]) - config.clearance / 2
+                    drop = min(max(drop, 0.0), base)
+                    pose = Pose(pose.R, pose.t - np.array([0.0, drop, 0.0]), pose.s)
+                    points[:, 1] -= drop
+                    span = (base - drop, base - drop + tall)
+                posed.append(points)
+            poses.append(pose)
             prints.append(fp)
             centers.append(center)
             heights.append(span)
@@ -192,6 +210,36 @@ def sample_layout(
                 "tries; use fewer objects or a larger arena"
             )
     return poses
+
+
+def _rest_drop(points: np.ndarray, others: list[np.ndarray], size: float) -> float:
+    """How far surface samples ``points`` (M, 3) can move down (-y) before they meet the
+    samples of ``others`` or the floor (y = 0): on a grid of xz cells (3 % of ``size``), the
+    least height of an own lowest point over the highest other point in that cell or a
+    neighbouring one, among those below it."""
+    cell = 0.03 * size
+    own = np.floor(points[:, [0, 2]] / cell).astype(np.int64)
+    keys, inverse = np.unique(own, axis=0, return_inverse=True)
+    lowest = np.full(len(keys), np.inf)
+    np.minimum.at(lowest, inverse.reshape(-1), points[:, 1])
+    drop = float(points[:, 1].min())  # to the floor
+    if not others:
+        return drop
+    other = np.concatenate(others)
+    cells = np.floor(other[:, [0, 2]] / cell).astype(np.int64)
+    code = keys[:, 0] * (1 << 32) + keys[:, 1]  # sorted, as np.unique left them
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            c = (cells[:, 0] + di) * (1 << 32) + cells[:, 1] + dj
+            at = np.minimum(np.searchsorted(code, c), len(code) - 1)
+            hit = code[at] == c
+            if not hit.any():
+                continue
+            gap = lowest[at[hit]] - other[hit, 1]
+            gap = gap[gap >= -1e-9]  # only what lies below the object's lowest point there
+            if len(gap):
+                drop = min(drop, float(gap.min()))
+    return max(drop, 0.0)
 
 
 def _spans_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

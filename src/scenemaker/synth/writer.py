@@ -125,8 +125,13 @@ class SceneWriter:
                 )
             sizes = [float(rng.uniform(*a.size_range)) for a in assets]
             extents = [np.asarray(a.mesh.extents, dtype=np.float64) for a in assets]
+            surfaces = None
+            if cfg.layout.stack > 0:  # stacked objects rest on the surface below them
+                from ..geometry.sampling import sample_surface
+
+                surfaces = [sample_surface(a.mesh, 4096, seed=0)[0] for a in assets]
             try:
-                poses = sample_layout(extents, sizes, rng, cfg.layout)
+                poses = sample_layout(extents, sizes, rng, cfg.layout, surfaces)
             except LayoutError as exc:  # unlucky draw: redraw objects and sizes
                 layout_error = exc
                 continue

@@ -4,7 +4,8 @@
    model's training data) are rendered: photo, metric depth, visible masks, intrinsics.
 2. Each frame goes through :class:`SceneMakerPipeline` as a user's RGB-D frame would, from
    files (``--masks``, ``--depth-file``, ``--K``): classical de-occlusion, the chosen
-   generator (retrieval by default), the shipped PoseDiT, ICP refinement, GLB export.
+   generator (retrieval by default), the shipped PoseDiT, render-and-compare refinement,
+   GLB export.
 3. The same frame with the ground-truth meshes (``oracle`` generator) checks placement alone.
 4. A report compares each output with the ground truth (PAPER.md metrics: CD-S, F-Score-S,
    CD-O, F-Score-O, IoU-B) and re-renders each output scene from its exported camera to

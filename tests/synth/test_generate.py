@@ -306,3 +306,30 @@ def test_failed_run_leaves_no_output_folder(tmp_path):
     with pytest.raises(GenerationError, match="seed must be >= 0"):
         generate_dataset(out, 1, _config(seed=-1), progress=False)
     assert not out.exists()
+
+
+def test_stacked_objects_rest_on_the_object_below(tmp_path):
+    """With --stack every object off the floor touches another object's surface: it was
+    lowered from its support's box top onto the support itself (procedural shapes are rarely
+    boxes, so resting on the box top would leave most of them afloat)."""
+    from scipy.spatial import cKDTree
+
+    from scenemaker.geometry.sampling import sample_surface
+
+    layout = LayoutConfig(min_objects=3, max_objects=3, stack=1.0)
+    out = tmp_path / "stacked"
+    generate_dataset(out, 8, _config(objects="procedural", layout=layout), progress=False)
+    stacked = 0
+    for scene in list_scenes(out):
+        objects = scene.scene.objects
+        surfaces = [o.pose.apply(sample_surface(o.mesh, 8192, seed=1)[0]) for o in objects]
+        for k, points in enumerate(surfaces):
+            low = points[:, 1].min()
+            if low < 1e-3:
+                continue  # on the floor
+            bottom = points[points[:, 1] < low + 0.01 * objects[k].pose.s]
+            gap = min(cKDTree(surfaces[j]).query(bottom)[0].min()
+                      for j in range(len(objects)) if j != k)  # fmt: skip
+            assert gap < 0.01 + 0.03 * objects[k].pose.s, (scene.folder.name, k, gap)
+            stacked += 1
+    assert stacked >= 5

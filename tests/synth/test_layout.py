@@ -173,3 +173,11 @@ def test_a_stacked_object_rests_on_the_surface_below_it_not_on_its_box():
         assert depth.min() > -0.01  # no point more than 1 cm inside
         dropped += 1
     assert dropped >= 3
+
+
+def test_surfaces_of_the_wrong_shape_are_refused():
+    extents = [np.array([2.0, 1.0, 1.0])] * 2
+    rng = np.random.default_rng(0)
+    for bad in ([np.zeros((10, 3))], [np.zeros((10, 3)), np.zeros(10)]):
+        with pytest.raises(ValueError, match="surfaces: expected 2 arrays"):
+            sample_layout(extents, [0.5, 0.5], rng, LayoutConfig(stack=1.0), bad)

@@ -129,9 +129,8 @@ class RenderCompareSettings:
     """Objects whose best pose scores above this get a second, wider search (``rescue``
     overrides these settings for it, and every face is tried; the better result wins; None:
     never). Chosen on validation: it raised mean IoU-B from 0.921 to 0.945; 0.05 gained the
-    same with 65 % more objects searched twice (benchmarks/). Its wider size ladder (0.5-2 x),
-    and for an object hidden on some side its rotations tried at 1-2 x (``rotation_sizes``),
-    find objects whose pose-model size is far off."""
+    same with 65 % more objects searched twice (benchmarks/). Its wider size ladder (0.5-2 x)
+    finds objects whose pose-model size is far off (see also ``hidden_score``)."""
     rescue: dict = field(
         default_factory=lambda: {
             "size_floor": 1.0, "place_visible": True, "place_tol": 0.03, "place_rounds": 5,

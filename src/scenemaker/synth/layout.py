@@ -112,8 +112,8 @@ def sample_layout(
 
     ``surfaces``: each object's canonical surface samples (M, 3). With them a stacked object
     is lowered from the top of its support's box until its surface rests on the surfaces
-    below it (a box on a cone sits on the cone's tip, not on the tip's height level with
-    the box's corners afloat); without them it rests on the support's box.
+    below it (off a cone's apex it comes down onto the slope); without them it rests on the
+    support's box.
 
     Returns one Pose per object. Raises LayoutError when an object cannot be placed in
     ``config.max_tries`` attempts (or, with an arena, when the footprints cannot fit at all).
@@ -121,6 +121,10 @@ def sample_layout(
     n = len(extents)
     if n != len(sizes):
         raise ValueError(f"got {n} extents but {len(sizes)} sizes")
+    if surfaces is not None and (
+        len(surfaces) != n or any(np.ndim(p) != 2 or np.shape(p)[-1] != 3 for p in surfaces)
+    ):
+        raise ValueError(f"surfaces: expected {n} arrays of (M, 3) surface samples")
     if config.arena_radius is not None:
         area = sum((s / 2.0 * e[0]) * (s / 2.0 * e[2]) for e, s in zip(extents, sizes, strict=True))
         if area > 0.6 * np.pi * config.arena_radius**2:

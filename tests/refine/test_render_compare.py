@@ -581,3 +581,24 @@ def test_an_object_hidden_behind_another_is_tried_at_several_sizes(chair, scene)
     found = [search(observation, [start], [chair], rescue_score=0.0, hidden_score=h)
              for h in (None, 0.0)]  # fmt: skip
     assert found[0].renders == found[1].renders and found[0].pose.s == found[1].pose.s
+
+
+def test_depth_shift_is_the_median_depth_gap_over_the_measured_mask_pixels():
+    from scenemaker.refine.scoring import CropObservation, depth_shift
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(1.0, 3.0, (12, 10)).astype(np.float32)
+    depth[0, :4] = 0.0  # no depth measured there
+    own = np.zeros((12, 10), bool)
+    own[:8, :] = True
+    crop = CropObservation((0, 0, 10, 12), 1, 10, 12, np.eye(3), depth, own, ~own, int(own.sum()))
+    rendered = rng.uniform(1.0, 3.0, (5, 12, 10)).astype(np.float32)
+    rendered[rng.random(rendered.shape) < 0.5] = 0.0  # drawn on about half the pixels
+    rendered[3] = 0.0  # draws nothing: no shift
+    rendered[4, :8] = 0.0  # drawn only outside the mask: no shift
+    shift = depth_shift(rendered, crop)
+    for k in range(5):
+        measured = (rendered[k] > 0) & own & (depth > 0)
+        expected = np.median((depth - rendered[k])[measured]) if measured.any() else 0.0
+        assert shift[k] == pytest.approx(expected, abs=1e-6)
+    assert shift[3] == 0.0 and shift[4] == 0.0 and (shift[:3] != 0).all()

@@ -144,18 +144,15 @@ def visible_icp(renderer, crop, obs, R, t, s, iterations: int, points: int, seed
         ok = np.take_along_axis(use, pick, 1)  # (N, P)
         zp = np.take_along_axis(z, pick, 1)
         pts = rays[pick] * zp[..., None]  # (N, P, 3)
-        sq = (
-            np.einsum("npc,npc->np", pts, pts)[..., None]
-            + np.einsum("oc,oc->o", obs, obs)[None, None]
-            - 2.0 * pts @ obs.T
-        )  # (N, P, O) squared distances
-        dist = np.sqrt(np.maximum(sq, 0.0))
-        dist = np.where(ok[..., None], dist, np.inf)
-        limit = 0.25 * s[:, None]
-        j1 = dist.argmin(2)  # rendered -> observed
-        d1 = np.take_along_axis(dist, j1[..., None], 2)[..., 0]
-        i2 = dist.argmin(1)  # observed -> rendered
-        d2 = np.take_along_axis(dist, i2[:, None, :], 1)[:, 0]
+        sq = pts @ (-2.0 * obs.T)
+        sq += np.einsum("npc,npc->np", pts, pts)[..., None]
+        sq += np.einsum("oc,oc->o", obs, obs)[None, None]  # (N, P, O) squared distances
+        sq[~ok] = np.inf  # pixels not picked pair with nothing
+        limit = np.square(0.25 * s[:, None])  # squared, as the distances
+        j1 = sq.argmin(2)  # rendered -> observed
+        d1 = np.take_along_axis(sq, j1[..., None], 2)[..., 0]
+        i2 = sq.argmin(1)  # observed -> rendered
+        d2 = np.take_along_axis(sq, i2[:, None, :], 1)[:, 0]
         w1 = (d1 < limit).astype(np.float64)
         w2 = (d2 < limit).astype(np.float64)
         enough = (w1.sum(1) + w2.sum(1)) >= 8

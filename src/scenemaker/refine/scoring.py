@@ -199,11 +199,18 @@ def depth_shift(rendered: np.ndarray, crop: CropObservation) -> np.ndarray:
     to move it along the viewing ray (0 where they do not overlap)."""
     D = crop.depth[None]
     measured = (rendered > 0) & crop.own[None] & (D > 0)
-    diff = np.where(measured, D - rendered, np.nan).reshape(len(rendered), -1)
-    overlap = measured.reshape(len(rendered), -1).any(1)
+    diff = np.where(measured, D - rendered, np.inf).reshape(len(rendered), -1)
+    count = measured.reshape(len(rendered), -1).sum(1)
     shift = np.zeros(len(rendered))
+    overlap = count > 0
     if overlap.any():
-        shift[overlap] = np.nanmedian(diff[overlap], axis=1)
+        # each row's median over its measured pixels (the others sort last, as inf), all rows
+        # in one sort: np.nanmedian's result without its row-by-row loop
+        ordered = np.sort(diff[overlap], axis=1)
+        n = count[overlap]
+        rows = np.arange(len(n))
+        low, high = ordered[rows, (n - 1) // 2], ordered[rows, n // 2]
+        shift[overlap] = (low + high) / 2
     return shift
 
 

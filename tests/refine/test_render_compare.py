@@ -602,3 +602,22 @@ def test_depth_shift_is_the_median_depth_gap_over_the_measured_mask_pixels():
         expected = np.median((depth - rendered[k])[measured]) if measured.any() else 0.0
         assert shift[k] == pytest.approx(expected, abs=1e-6)
     assert shift[3] == 0.0 and shift[4] == 0.0 and (shift[:3] != 0).all()
+
+
+def test_sizes_far_from_the_pose_models_cost_more_the_farther_they_are():
+    from scenemaker.refine.scoring import CropObservation
+
+    depth = np.full((8, 8), 2.0, np.float32)
+    own = np.zeros((8, 8), bool)
+    own[2:6, 2:6] = True
+    crop = CropObservation((0, 0, 8, 8), 1, 8, 8, np.eye(3), depth, own, ~own, int(own.sum()))
+    rendered = np.where(own, depth, 0.0)[None].repeat(5, 0)  # the same picture each time
+    sizes = np.array([1.0, 3.9, 0.26, 6.0, 0.1])
+    unbounded = ScoreSettings(size_range=0.0)
+    free = score_depths(rendered, sizes, crop, unbounded, prior_size=1.0)["score"]
+    assert np.allclose(free, free[0])  # no limit: the picture alone decides
+    score = score_depths(rendered, sizes, crop, ScoreSettings(), prior_size=1.0)["score"]
+    assert np.allclose(score[:3], free[:3])  # the default: within 4 x either way, as before
+    assert score[3] > free[3] + 1 and score[4] > score[3]  # 6 x and 1/10: the farther, the worse
+    with pytest.raises(ValueError, match="size_range"):
+        RenderCompareSettings(score={"size_range": -1.0})

@@ -148,6 +148,13 @@ class ScoreSettings:
     size_prior: float = 0.0
     """Weight of |log(size / prior size)|: breaks ties the image leaves open (an object cut by
     the image border or hidden behind others shows only a lower bound on its size)."""
+    size_range: float = 4.0
+    """Sizes more than this factor above or below the prior size (the pose model's median)
+    cost 10 per unit of log size beyond it (0: no limit). An object cut by the image border
+    shows only a lower bound on its size, and a search could grow it without end: a floor
+    lamp cut by the top border grew to 17 x its size in one validation run (another setting
+    of the search), 2.4 x with this limit. The default search kept every pose of the 180
+    validation scenes (docs/MODELS.md)."""
 
 
 def score_depths(
@@ -185,6 +192,9 @@ def score_depths(
         score = score + settings.box_weight * box_misfit(drawn, crop)
     if prior_size is not None and settings.size_prior > 0:
         score = score + settings.size_prior * np.abs(np.log(sizes.reshape(-1) / prior_size))
+    if prior_size is not None and settings.size_range > 0:
+        beyond = np.abs(np.log(sizes.reshape(-1) / prior_size)) - np.log(settings.size_range)
+        score = score + 10.0 * np.maximum(beyond, 0.0)
     return {
         "score": score.astype(np.float64),
         "iou": iou.astype(np.float64),

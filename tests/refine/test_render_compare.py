@@ -619,5 +619,6 @@ def test_sizes_far_from_the_pose_models_cost_more_the_farther_they_are():
     score = score_depths(rendered, sizes, crop, ScoreSettings(), prior_size=1.0)["score"]
     assert np.allclose(score[:3], free[:3])  # the default: within 4 x either way, as before
     assert score[3] > free[3] + 1 and score[4] > score[3]  # 6 x and 1/10: the farther, the worse
-    with pytest.raises(ValueError, match="size_range"):
-        RenderCompareSettings(score={"size_range": -1.0})
+    for bad in (-1.0, 0.5, float("nan"), "4"):
+        with pytest.raises(ValueError, match="size_range"):
+            RenderCompareSettings(score={"size_range": bad})

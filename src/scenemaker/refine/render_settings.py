@@ -184,6 +184,11 @@ class RenderCompareSettings:
                 raise ValueError(
                     f"render refiner: score.{name} must be a number >= 0, got {value!r}"
                 )
+        if 0 < self.score.size_range < 1:  # a factor either way: 1/2 is the same as 2
+            raise ValueError(
+                f"render refiner: score.size_range must be 0 (no limit) or >= 1, got "
+                f"{self.score.size_range!r}"
+            )
         unknown = set(self.rescue) - set(self.__dataclass_fields__) | {"rescue", "score"} & set(
             self.rescue
         )

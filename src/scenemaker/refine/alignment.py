@@ -226,3 +226,34 @@ def dense_refine(refiner, obj, renderer, R, t, s, score) -> int:
         new[better],
     )
     return renders
+
+
+def polish(refiner, obj, renderer, pose):
+    """(pose, renders): the chosen ``pose`` aligned once more, densely, at the finer crop
+    ``obj.crop_precise`` (``precise_tile``; the search's crops sample a large object's pixels
+    only every few pixels, and a scene's normalised boxes move with its largest object's
+    sub-percent errors); kept only where it scores better on that crop."""
+    from ..render.candidates import pose_matrices
+    from .hypotheses import orthonormal_pose
+
+    st = refiner.settings
+    crop = obj.crop_precise
+    if obj.grid_precise is None:
+        obj.grid_precise = surface_grid(crop)
+    R, t, s = pose.R[None].copy(), pose.t[None].copy(), np.array([pose.s], dtype=np.float64)
+    z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
+    renders = 1
+    base = float(refiner._score(z, R, t, s, crop)["score"][0])
+    nR, nt, ns = R, t, s
+    for _ in range(st.precise_iterations):
+        cap = st.score.cap_size * ns + st.score.tolerance
+        nR, nt, ns, moved = point_to_plane_step(z, obj.grid_precise, nR, nt, ns, cap,
+                                                st.dense_scale)  # fmt: skip
+        if not moved.any():
+            break
+        z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
+        renders += 1
+    new = float(refiner._score(z, nR, nt, ns, crop)["score"][0])
+    if np.isfinite(new) and new < base:
+        return orthonormal_pose(nR[0], nt[0], ns[0]), renders
+    return pose, renders

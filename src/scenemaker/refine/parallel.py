@@ -39,6 +39,7 @@ class ObjectTask:
     coarse: CropObservation
     fine: CropObservation
     choice: int = 0  # which of the object's candidate meshes (0: the first)
+    precise: CropObservation | None = None  # the final alignment's crop (``precise_tile``)
 
 
 def make_tasks(st, poses, meshes, observation, depth, hypotheses, alternatives=None):
@@ -88,12 +89,14 @@ def make_tasks(st, poses, meshes, observation, depth, hypotheses, alternatives=N
                 other |= m
         crops = (crop_observation(depth, observation.K, mask, other, max_tile=st.coarse_tile),
                  crop_observation(depth, observation.K, mask, other, max_tile=st.tile))  # fmt: skip
+        precise = (crop_observation(depth, observation.K, mask, other, max_tile=st.precise_tile)
+                   if st.precise_tile else None)  # fmt: skip
         for choice, candidate in usable:
             geometry = trimesh.Trimesh(np.asarray(candidate.vertices),
                                        np.asarray(candidate.faces), process=False)  # fmt: skip
             tasks.append(
                 ObjectTask(k, geometry, pool, fallback, pts,
-                           np.concatenate(others) if others else None, *crops, choice)
+                           np.concatenate(others) if others else None, *crops, choice, precise)
             )  # fmt: skip
     return results, tasks
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..render.candidates import render_mesh
 from ..scene import Pose
+from .alignment import dense_refine, polish, visible_icp
 from .confidence import confidence, pose_distance  # noqa: F401  (re-exported)
 from .hypotheses import (
     _near,
@@ -46,14 +47,15 @@ from .scoring import CropObservation, depth_shift, score_depths
 class _Object:
     """One object's search state: its render mesh, samples, points and crops."""
 
-    def __init__(self, mesh, points, crop_coarse, crop_fine, samples, render_mesh):
+    def __init__(self, mesh, points, crop_coarse, crop_fine, samples, render_mesh, precise=None):
         self.mesh, self.points = mesh, points
-        self.crop_coarse, self.crop_fine = crop_coarse, crop_fine
+        self.crop_coarse, self.crop_fine, self.crop_precise = crop_coarse, crop_fine, precise
         self.samples = samples  # (M, 3) canonical surface samples
         self.render_mesh = render_mesh  # (vertices, faces) decimated for scoring
         self.centroid = points.mean(0)
         self.ray = self.centroid / max(np.linalg.norm(self.centroid), 1e-9)
         self.grid = None  # the fine crop's observed surface (alignment.surface_grid), lazily
+        self.grid_precise = None
 
 
 class RenderCompareRefiner:
@@ -159,7 +161,8 @@ class RenderCompareRefiner:
             if st.coarse_faces and len(faces) > st.coarse_faces
             else (vertices, faces)
         )
-        obj = _Object(mesh, task.points, task.coarse, task.fine, samples, (vertices, faces))
+        obj = _Object(mesh, task.points, task.coarse, task.fine, samples, (vertices, faces),
+                      task.precise)  # fmt: skip
         self._obj = obj
         try:
             renderer.set_mesh(*coarse_mesh)  # the rotation stage's mesh
@@ -170,6 +173,10 @@ class RenderCompareRefiner:
                         and not all(obj.crop_coarse.free)):  # fmt: skip
                     found = self._rescue(obj, task.pool, renderer, task.k, found, coarse_mesh,
                                          {"rotation_sizes": st.hidden_sizes})  # fmt: skip
+            if obj.crop_precise is not None and found.stretch is None:  # alignment.polish
+                renderer.set_mesh(*obj.render_mesh)
+                found.pose, n = polish(self, obj, renderer, found.pose)
+                found.renders += n
         except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
             return ObjectRefinement(task.fallback, note=f"search failed: {exc}")
         if st.consistency:  # the consistency step scores the chosen poses again
@@ -205,7 +212,8 @@ class RenderCompareRefiner:
         warm(type(self), self.workers)
 
     def _get_renderer(self):
-        tile = max(96, self.settings.tile, self.settings.coarse_tile)
+        st = self.settings
+        tile = max(96, st.tile, st.coarse_tile, st.precise_tile)
         if self._renderer is not None and self._renderer.max_tile < tile:  # settings changed
             self.close()
         if self._renderer is None:
@@ -330,8 +338,6 @@ class RenderCompareRefiner:
         return t, self._score(z, R, t, s, crop), renders
 
     def _visible_icp(self, obj: _Object, renderer, crop, R, t, s, iterations: int, points=None):
-        from .alignment import visible_icp
-
         points = points or self.settings.icp_points
         return visible_icp(
             renderer, crop, obj.points[:points], R, t, s, iterations, points, self.settings.seed
@@ -363,7 +369,6 @@ class RenderCompareRefiner:
 
     def _search(self, obj: _Object, pool: list[Pose], renderer, k: int) -> ObjectRefinement:
         from ..render.candidates import pose_matrices
-        from .alignment import dense_refine
 
         st = self.settings
         rng = np.random.default_rng(st.seed + 7919 * k)

@@ -313,6 +313,7 @@ assert not any(m.startswith("scenemaker.synth") for m in sys.modules), "synth wa
      (dict(score={"box_wieght": 0.5}), "score has no box_wieght"),
      (dict(rotation_sizes=(1.0, 0.0)), "rotation_sizes"), (dict(hidden_sizes=None), "hidden_sizes"),
      (dict(hidden_score=-1.0), "hidden_score"), (dict(precise_tile=4), "precise_tile"),
+     (dict(precise_tile="192"), "precise_tile"),
      (dict(precise_iterations=-1), "precise_iterations")],
 )  # fmt: skip
 def test_bad_settings_are_refused_by_name(bad, word):

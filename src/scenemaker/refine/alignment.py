@@ -195,24 +195,28 @@ def weighted_similarity(src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> np.n
     return M
 
 
-def dense_refine(refiner, obj, renderer, R, t, s, score) -> int:
+def dense_refine(refiner, obj, renderer, R, t, s, score, precise: bool = False) -> int:
     """Dense point-to-plane alignment of candidates (R, t, s, score: updated in place where
-    the score improves). Returns the renders spent."""
+    the score improves) on the fine crop, ``dense_iterations`` rounds (``precise``: on
+    ``obj.crop_precise``, ``precise_iterations`` rounds). Returns the renders spent."""
     from ..render.candidates import pose_matrices
 
     st = refiner.settings
-    if st.dense_iterations == 0:
+    iterations = st.precise_iterations if precise else st.dense_iterations
+    if iterations == 0:
         return 0
-    crop = obj.crop_fine
-    if obj.grid is None:
-        obj.grid = surface_grid(crop)
+    crop = obj.crop_precise if precise else obj.crop_fine
+    name = "grid_precise" if precise else "grid"  # the crop's observed surface, made once
+    if getattr(obj, name) is None:
+        setattr(obj, name, surface_grid(crop))
+    grid = getattr(obj, name)
     nR, nt, ns = R.copy(), t.copy(), s.copy()
     renders = 0
-    for _ in range(st.dense_iterations):
+    for _ in range(iterations):
         z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
         renders += len(nR)
         cap = st.score.cap_size * ns + st.score.tolerance
-        nR, nt, ns, moved = point_to_plane_step(z, obj.grid, nR, nt, ns, cap, st.dense_scale)
+        nR, nt, ns, moved = point_to_plane_step(z, grid, nR, nt, ns, cap, st.dense_scale)
         if not moved.any():
             break
     z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
@@ -236,24 +240,12 @@ def polish(refiner, obj, renderer, pose):
     from ..render.candidates import pose_matrices
     from .hypotheses import orthonormal_pose
 
-    st = refiner.settings
     crop = obj.crop_precise
-    if obj.grid_precise is None:
-        obj.grid_precise = surface_grid(crop)
     R, t, s = pose.R[None].copy(), pose.t[None].copy(), np.array([pose.s], dtype=np.float64)
     z = renderer.render(crop.K, pose_matrices(R, t, s), crop.tile_w, crop.tile_h)
-    renders = 1
-    base = float(refiner._score(z, R, t, s, crop)["score"][0])
-    nR, nt, ns = R, t, s
-    for _ in range(st.precise_iterations):
-        cap = st.score.cap_size * ns + st.score.tolerance
-        nR, nt, ns, moved = point_to_plane_step(z, obj.grid_precise, nR, nt, ns, cap,
-                                                st.dense_scale)  # fmt: skip
-        if not moved.any():
-            break
-        z = renderer.render(crop.K, pose_matrices(nR, nt, ns), crop.tile_w, crop.tile_h)
-        renders += 1
-    new = float(refiner._score(z, nR, nt, ns, crop)["score"][0])
-    if np.isfinite(new) and new < base:
-        return orthonormal_pose(nR[0], nt[0], ns[0]), renders
+    base = refiner._score(z, R, t, s, crop)["score"].astype(np.float64)
+    score = base.copy()
+    renders = 1 + dense_refine(refiner, obj, renderer, R, t, s, score, precise=True)
+    if score[0] < base[0]:
+        return orthonormal_pose(R[0], t[0], s[0]), renders
     return pose, renders

@@ -240,9 +240,13 @@ class RenderCompareSettings:
             raise ValueError(
                 f"render refiner: tiles must be 8..256 px, got {self.coarse_tile}, {self.tile}"
             )
-        if self.precise_tile != 0 and not 8 <= self.precise_tile <= 512:
+        if (
+            not isinstance(self.precise_tile, numbers.Integral)
+            or isinstance(self.precise_tile, bool)
+            or (self.precise_tile != 0 and not 8 <= self.precise_tile <= 512)
+        ):
             raise ValueError(
-                f"render refiner: precise_tile must be 0 (off) or 8..512 px, got {self.precise_tile}"
+                f"render refiner: precise_tile must be 0 (off) or 8..512 px, got {self.precise_tile!r}"
             )
         if self.plane_up not in ("none", "only", "both"):
             raise ValueError(
